@@ -1,1 +1,157 @@
+//! The `django_migrator` PostgreSQL extension: a thin adapter around `django_migrator_core`.
+//!
+//! It gathers facts through SPI (the stored manifest, `django_migrations`, one catalog
+//! snapshot), hands them to the pure crate, and converts the verdicts into rows.
 
+use pgrx::prelude::*;
+
+mod error;
+mod facts;
+
+use django_migrator_core::{evaluate, Manifest};
+use error::ExtError;
+
+::pgrx::pg_module_magic!(name, version);
+
+extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!("../sql/lock.sql", name = "lock", requires = [lock_key]);
+extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+
+/// The documented key of the migration lock (the ASCII text `djmigrat` as a bigint).
+#[pg_extern(immutable, parallel_safe)]
+fn lock_key() -> i64 {
+    django_migrator_core::LOCK_KEY
+}
+
+/// Replaces this database's expectations with `manifest`, atomically, and returns its digest.
+///
+/// Deliberately not pinned to a search_path: it records the caller's `current_schemas(false)`,
+/// which is what Django's unqualified table names resolve against on this connection. Every
+/// name it uses itself is schema-qualified.
+#[pg_extern(volatile, parallel_unsafe)]
+fn load_manifest(manifest: pgrx::JsonB) -> String {
+    let text = manifest.0.to_string();
+    let manifest = Manifest::parse(&text).unwrap_or_else(|e| ExtError::from(e).raise());
+    facts::store_manifest(&manifest).unwrap_or_else(|e| e.raise())
+}
+
+type ScanRow = (
+    name!(app, String),
+    name!(name, String),
+    name!(kind, String),
+    name!(recorded, bool),
+    name!(present, i32),
+    name!(missing, i32),
+    name!(detail, String),
+    name!(objects, pgrx::JsonB),
+);
+
+/// Drift rows only, in graph order, then orphan records. Read-only.
+#[pg_extern(stable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+fn scan() -> TableIterator<
+    'static,
+    (
+        name!(app, String),
+        name!(name, String),
+        name!(kind, String),
+        name!(recorded, bool),
+        name!(present, i32),
+        name!(missing, i32),
+        name!(detail, String),
+        name!(objects, pgrx::JsonB),
+    ),
+> {
+    let evaluation = evaluate_now().unwrap_or_else(|e| e.raise());
+    let rows: Vec<ScanRow> = evaluation
+        .drift()
+        .map(|v| {
+            (
+                v.app.clone(),
+                v.name.clone(),
+                v.state.as_str().to_owned(),
+                v.recorded,
+                v.present,
+                v.missing,
+                v.detail.clone(),
+                pgrx::JsonB(serde_json::to_value(&v.objects).expect("checks serialise")),
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+type StatusRow = (
+    name!(app, String),
+    name!(name, String),
+    name!(recorded, bool),
+    name!(applied_at, Option<pgrx::datum::TimestampWithTimeZone>),
+    name!(state, String),
+    name!(present, i32),
+    name!(missing, i32),
+);
+
+/// One row per manifest migration, like `showmigrations`, with the physical truth.
+#[pg_extern(stable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+fn status() -> TableIterator<
+    'static,
+    (
+        name!(app, String),
+        name!(name, String),
+        name!(recorded, bool),
+        name!(applied_at, Option<pgrx::datum::TimestampWithTimeZone>),
+        name!(state, String),
+        name!(present, i32),
+        name!(missing, i32),
+    ),
+> {
+    let evaluation = evaluate_now().unwrap_or_else(|e| e.raise());
+    let rows: Vec<StatusRow> = evaluation
+        .migrations
+        .into_iter()
+        .map(|v| {
+            let applied_at = v
+                .applied_at
+                .and_then(|micros| pgrx::datum::TimestampWithTimeZone::try_from(micros).ok());
+            (
+                v.app,
+                v.name,
+                v.recorded,
+                applied_at,
+                v.state.as_str().to_owned(),
+                v.present,
+                v.missing,
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+fn evaluate_now() -> Result<django_migrator_core::Evaluation, ExtError> {
+    let stored = facts::load_stored_manifest()?;
+    let recorded = facts::read_recorded(&stored.migrations_schema)?;
+    let mut schemas = stored.search_path.clone();
+    schemas.extend(stored.manifest.explicit_schemas());
+    let catalog = facts::read_catalog(stored.search_path, &schemas)?;
+    Ok(evaluate(&stored.manifest, &catalog, &recorded))
+}
+
+// pgrx runs `#[pg_test]`s from the `tests` schema, and `#[pg_schema]` cannot take a file
+// module, so the tests are included textually.
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    include!("tests.rs");
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

@@ -1,0 +1,56 @@
+//! User-facing errors of the extension, each with a real SQLSTATE.
+
+use django_migrator_core::ManifestError;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExtError {
+    #[error("django_migrator: {0}")]
+    Manifest(#[from] ManifestError),
+    #[error("django_migrator: no manifest is loaded in this database")]
+    NoManifest,
+    #[error("django_migrator: the session has no schema in its search_path to hold django_migrations")]
+    NoSchema,
+    #[error("django_migrator: stored manifest is unreadable: {0}")]
+    StoredManifest(ManifestError),
+    #[error("django_migrator: {0}")]
+    Spi(#[from] pgrx::spi::SpiError),
+}
+
+impl ExtError {
+    fn code(&self) -> PgSqlErrorCode {
+        match self {
+            ExtError::Manifest(ManifestError::Json(_)) => PgSqlErrorCode::ERRCODE_INVALID_JSON_TEXT,
+            ExtError::Manifest(ManifestError::Version { .. }) => {
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED
+            }
+            ExtError::Manifest(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            ExtError::NoManifest => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            ExtError::NoSchema => PgSqlErrorCode::ERRCODE_INVALID_SCHEMA_NAME,
+            ExtError::StoredManifest(_) => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            ExtError::Spi(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        }
+    }
+
+    fn hint(&self) -> Option<&'static str> {
+        match self {
+            ExtError::NoManifest | ExtError::StoredManifest(_) => Some(
+                "Run `django-migrator check` in the Django project, which loads the manifest, \
+                 or SELECT django_migrator.load_manifest(...) with the exporter's output.",
+            ),
+            ExtError::NoSchema => Some("Set search_path to the schema Django uses, e.g. public."),
+            _ => None,
+        }
+    }
+
+    /// Raises this error as a PostgreSQL ERROR; never returns.
+    pub fn raise(self) -> ! {
+        let mut report = ErrorReport::new(self.code(), self.to_string(), "django_migrator");
+        if let Some(hint) = self.hint() {
+            report = report.set_hint(hint);
+        }
+        report.report(PgLogLevel::ERROR);
+        unreachable!("an ERROR report does not return")
+    }
+}

@@ -1,0 +1,160 @@
+//! Everything the extension reads from or writes to the database, through SPI.
+//!
+//! Every statement is parameterised and schema-qualified, with one exception that cannot be a
+//! parameter: the schema of `django_migrations`, which is quoted with `quote_identifier`.
+
+use django_migrator_core::{Catalog, Manifest, Recorded, Relation};
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, SpiClient};
+
+use crate::error::ExtError;
+
+pub struct StoredManifest {
+    pub manifest: Manifest,
+    pub search_path: Vec<String>,
+    pub migrations_schema: String,
+}
+
+pub fn store_manifest(manifest: &Manifest) -> Result<String, ExtError> {
+    let digest = manifest.digest();
+    let body = serde_json::to_string(manifest).expect("a manifest always serialises");
+    Spi::connect_mut(|client| {
+        let session = client
+            .select(
+                "SELECT pg_catalog.current_schemas(false)::text[],
+                        (SELECT n.nspname::text
+                           FROM pg_catalog.pg_class c
+                           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                          WHERE c.oid = pg_catalog.to_regclass('django_migrations')),
+                        pg_catalog.current_schema()::text",
+                Some(1),
+                &[],
+            )?
+            .first();
+        let search_path: Vec<String> = session.get(1)?.unwrap_or_default();
+        // Where django_migrations is, or where Django will create it.
+        let migrations_schema: String = match session.get::<String>(2)? {
+            Some(schema) => schema,
+            None => session.get::<String>(3)?.ok_or(ExtError::NoSchema)?,
+        };
+        client.update(
+            "INSERT INTO django_migrator.manifest AS m
+                    (singleton, alias, digest, loaded_at, loaded_by, migrations, effects,
+                     search_path, migrations_schema, body)
+             VALUES (true, $1, $2, pg_catalog.now(), CURRENT_USER, $3, $4, $5, $6, $7::jsonb)
+             ON CONFLICT (singleton) DO UPDATE
+                SET alias = excluded.alias, digest = excluded.digest,
+                    loaded_at = excluded.loaded_at, loaded_by = excluded.loaded_by,
+                    migrations = excluded.migrations, effects = excluded.effects,
+                    search_path = excluded.search_path,
+                    migrations_schema = excluded.migrations_schema, body = excluded.body",
+            None,
+            &[
+                manifest.alias.clone().into(),
+                digest.clone().into(),
+                (manifest.migrations.len() as i32).into(),
+                (manifest.effect_count() as i32).into(),
+                search_path.into(),
+                migrations_schema.into(),
+                body.into(),
+            ],
+        )?;
+        Ok(digest)
+    })
+}
+
+pub fn load_stored_manifest() -> Result<StoredManifest, ExtError> {
+    Spi::connect(|client| {
+        let table = client.select(
+            "SELECT m.body::text, m.search_path, m.migrations_schema FROM django_migrator.manifest m",
+            Some(1),
+            &[],
+        )?;
+        if table.is_empty() {
+            return Err(ExtError::NoManifest);
+        }
+        let row = table.first();
+        let body: String = row.get(1)?.ok_or(ExtError::NoManifest)?;
+        Ok(StoredManifest {
+            manifest: Manifest::parse(&body).map_err(ExtError::StoredManifest)?,
+            search_path: row.get(2)?.unwrap_or_default(),
+            migrations_schema: row.get(3)?.ok_or(ExtError::NoManifest)?,
+        })
+    })
+}
+
+/// The rows of `django_migrations`; none when Django has not created the table yet.
+pub fn read_recorded(schema: &str) -> Result<Recorded, ExtError> {
+    Spi::connect(|client| {
+        let exists: bool = client
+            .select(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                                  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                                 WHERE n.nspname = $1 AND c.relname = 'django_migrations'
+                                   AND c.relkind IN ('r', 'p', 'v', 'f'))",
+                Some(1),
+                &[schema.into()],
+            )?
+            .first()
+            .get(1)?
+            .unwrap_or(false);
+        if !exists {
+            return Ok(Recorded::default());
+        }
+        // The one name that cannot be a parameter; quoted, never interpolated raw.
+        let query = format!(
+            "SELECT app::text, name::text, applied::timestamptz FROM {}.django_migrations",
+            quote_identifier(schema)
+        );
+        let mut rows = Vec::new();
+        for row in client.select(query.as_str(), None, &[])? {
+            let app: Option<String> = row.get(1)?;
+            let name: Option<String> = row.get(2)?;
+            let applied: Option<TimestampWithTimeZone> = row.get(3)?;
+            if let (Some(app), Some(name)) = (app, name) {
+                rows.push((app, name, applied.map(i64::from)));
+            }
+        }
+        Ok(Recorded::new(rows))
+    })
+}
+
+/// One set-based read of every relation, column, index and constraint in `schemas`.
+pub fn read_catalog(search_path: Vec<String>, schemas: &[String]) -> Result<Catalog, ExtError> {
+    Spi::connect(|client| {
+        let relations = catalog_rows(&client, schemas)?;
+        Ok(Catalog::new(search_path, relations))
+    })
+}
+
+fn catalog_rows(client: &SpiClient<'_>, schemas: &[String]) -> Result<Vec<Relation>, ExtError> {
+    let table = client.select(
+        "SELECT n.nspname::text, c.relname::text,
+                ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+                       WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                       ORDER BY a.attnum),
+                ARRAY(SELECT i.relname::text FROM pg_catalog.pg_index x
+                        JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
+                       WHERE x.indrelid = c.oid
+                      UNION
+                      SELECT k.conname::text FROM pg_catalog.pg_constraint k
+                       WHERE k.conrelid = c.oid)
+           FROM pg_catalog.pg_class c
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = ANY ($1::pg_catalog.name[])
+            AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+        None,
+        &[schemas.to_vec().into()],
+    )?;
+    let mut relations = Vec::with_capacity(table.len());
+    for row in table {
+        relations.push(Relation {
+            schema: row.get(1)?.unwrap_or_default(),
+            name: row.get(2)?.unwrap_or_default(),
+            columns: row.get(3)?.unwrap_or_default(),
+            objects: row.get(4)?.unwrap_or_default(),
+        });
+    }
+    Ok(relations)
+}

@@ -1,0 +1,237 @@
+// In-database tests of the SQL surface. Each runs in its own rolled-back transaction.
+
+use pgrx::prelude::*;
+use serde_json::json;
+
+fn setup_django_schema() {
+    Spi::run(
+        "CREATE TABLE public.django_migrations (
+             id bigserial PRIMARY KEY, app varchar(255) NOT NULL,
+             name varchar(255) NOT NULL, applied timestamptz NOT NULL);
+         CREATE TABLE public.shop_item (id bigint PRIMARY KEY, title text, price numeric);
+         INSERT INTO public.django_migrations (app, name, applied)
+         VALUES ('shop', '0001_initial', now()), ('shop', '0002_price', now()),
+                ('gone', '0001_initial', now());",
+    )
+    .unwrap();
+}
+
+fn load(manifest: serde_json::Value) -> String {
+    Spi::get_one_with_args::<String>(
+        "SELECT django_migrator.load_manifest($1)",
+        &[pgrx::JsonB(manifest).into()],
+    )
+    .unwrap()
+    .unwrap()
+}
+
+fn shop_manifest() -> serde_json::Value {
+    json!({
+        "format_version": 1,
+        "alias": "default",
+        "migrations": [
+            {"app": "shop", "name": "0001_initial", "effects": [
+                {"kind": "create_table", "op": "CreateModel",
+                 "table": {"schema": null, "name": "shop_item"}, "columns": ["id", "title"]}]},
+            {"app": "shop", "name": "0002_price", "dependencies": [["shop", "0001_initial"]],
+             "effects": [{"kind": "add_column", "op": "AddField",
+                          "table": {"schema": null, "name": "shop_item"}, "column": "price"}]},
+            {"app": "shop", "name": "0003_stock", "dependencies": [["shop", "0002_price"]],
+             "effects": [{"kind": "add_column", "op": "AddField",
+                          "table": {"schema": null, "name": "shop_item"}, "column": "stock"}]}
+        ]
+    })
+}
+
+/// `app.name=kind` for every scan row.
+fn scan_rows() -> Vec<String> {
+    Spi::connect(|client| {
+        client
+            .select("SELECT app, name, kind FROM django_migrator.scan()", None, &[])
+            .unwrap()
+            .map(|row| {
+                format!(
+                    "{}.{}={}",
+                    row.get::<String>(1).unwrap().unwrap(),
+                    row.get::<String>(2).unwrap().unwrap(),
+                    row.get::<String>(3).unwrap().unwrap()
+                )
+            })
+            .collect()
+    })
+}
+
+#[pg_test]
+fn lock_key_is_the_documented_constant() {
+    assert_eq!(crate::lock_key(), 0x646a_6d69_6772_6174);
+}
+
+#[pg_test]
+fn load_manifest_returns_its_digest_and_manifest_info_reports_it() {
+    setup_django_schema();
+    let digest = load(shop_manifest());
+    assert_eq!(digest.len(), 64);
+    let info = Spi::get_three::<String, String, i32>(
+        "SELECT alias, digest, migrations FROM django_migrator.manifest_info()",
+    )
+    .unwrap();
+    assert_eq!(info, (Some("default".into()), Some(digest.clone()), Some(3)));
+    // Loading again replaces, never adds.
+    assert_eq!(load(shop_manifest()), digest);
+    assert_eq!(
+        Spi::get_one::<i64>("SELECT count(*) FROM django_migrator.manifest").unwrap(),
+        Some(1)
+    );
+}
+
+#[pg_test]
+fn scan_reports_exactly_the_drift() {
+    setup_django_schema();
+    load(shop_manifest());
+    // Clean apart from the orphan row: 0003 is pending, not drift.
+    assert_eq!(scan_rows(), vec!["gone.0001_initial=orphan_record"]);
+
+    Spi::run("DELETE FROM public.django_migrations WHERE name = '0002_price'").unwrap();
+    assert_eq!(
+        scan_rows(),
+        vec!["shop.0002_price=unrecorded_present", "gone.0001_initial=orphan_record"]
+    );
+
+    Spi::run("DROP TABLE public.shop_item").unwrap();
+    assert_eq!(
+        scan_rows(),
+        vec!["shop.0001_initial=recorded_missing", "gone.0001_initial=orphan_record"]
+    );
+    let (detail, objects) = Spi::get_two::<String, pgrx::JsonB>(
+        "SELECT detail, objects FROM django_migrator.scan() WHERE kind = 'recorded_missing'",
+    )
+    .unwrap();
+    assert_eq!(detail.unwrap(), "recorded, but table shop_item is missing");
+    assert_eq!(
+        objects.unwrap().0,
+        json!([{"object": "table", "name": "shop_item", "expected": "present", "ok": false}])
+    );
+}
+
+#[pg_test]
+fn status_lists_every_migration_with_its_state() {
+    setup_django_schema();
+    load(shop_manifest());
+    let states: Vec<(String, bool, String, bool)> = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT name, recorded, state, applied_at IS NOT NULL FROM django_migrator.status()",
+                None,
+                &[],
+            )
+            .unwrap()
+            .map(|r| {
+                (
+                    r.get(1).unwrap().unwrap(),
+                    r.get(2).unwrap().unwrap(),
+                    r.get(3).unwrap().unwrap(),
+                    r.get(4).unwrap().unwrap(),
+                )
+            })
+            .collect()
+    });
+    assert_eq!(
+        states,
+        vec![
+            ("0001_initial".into(), true, "applied".into(), true),
+            ("0002_price".into(), true, "applied".into(), true),
+            ("0003_stock".into(), false, "pending".into(), false),
+        ]
+    );
+}
+
+#[pg_test]
+fn drift_summary_counts_every_kind() {
+    setup_django_schema();
+    load(shop_manifest());
+    let orphans = Spi::get_one::<i64>(
+        "SELECT count FROM django_migrator.drift_summary WHERE kind = 'orphan_record'",
+    )
+    .unwrap();
+    assert_eq!(orphans, Some(1));
+    assert_eq!(
+        Spi::get_one::<i64>("SELECT count(*) FROM django_migrator.drift_summary").unwrap(),
+        Some(5)
+    );
+}
+
+#[pg_test]
+fn a_database_without_django_migrations_is_all_pending() {
+    load(shop_manifest());
+    assert_eq!(scan_rows(), Vec::<String>::new());
+}
+
+#[pg_test(error = "django_migrator: no manifest is loaded in this database")]
+fn scan_without_manifest_fails_loudly() {
+    scan_rows();
+}
+
+#[pg_test(error = "django_migrator: manifest format_version 2 is not supported (this build reads version 1); upgrade django-migrator and the extension together")]
+fn a_newer_manifest_version_is_refused() {
+    load(json!({"format_version": 2, "alias": "default", "migrations": []}));
+}
+
+#[pg_test(error = "django_migrator: migration shop.0002 depends on shop.0009, which is not in the manifest")]
+fn an_unknown_dependency_is_refused() {
+    load(json!({"format_version": 1, "alias": "default", "migrations": [
+        {"app": "shop", "name": "0002", "dependencies": [["shop", "0009"]]}]}));
+}
+
+#[pg_test]
+fn a_rejected_manifest_leaves_the_stored_one_unchanged() {
+    let digest = load(shop_manifest());
+    Spi::run(
+        "DO $$ BEGIN
+             PERFORM django_migrator.load_manifest('{\"format_version\": 1, \"alias\": \"x\"}');
+             RAISE EXCEPTION 'a bad manifest was accepted';
+         EXCEPTION WHEN invalid_json_text THEN NULL;
+         END $$",
+    )
+    .unwrap();
+    assert_eq!(
+        Spi::get_one::<String>("SELECT digest FROM django_migrator.manifest_info()").unwrap(),
+        Some(digest)
+    );
+}
+
+#[pg_test]
+fn the_lock_is_held_labelled_and_released() {
+    assert_eq!(
+        Spi::get_one::<bool>("SELECT django_migrator.try_lock('deploy 42')").unwrap(),
+        Some(true)
+    );
+    // Taking it again in the same session does not stack.
+    assert_eq!(
+        Spi::get_one::<bool>("SELECT django_migrator.lock('1 second', 'deploy 42')").unwrap(),
+        Some(true)
+    );
+    let (holder, waiting) = Spi::get_two::<String, i32>(
+        "SELECT holder, waiting FROM django_migrator.lock_holder() WHERE pid = pg_backend_pid()",
+    )
+    .unwrap();
+    assert_eq!((holder.as_deref(), waiting), (Some("deploy 42"), Some(0)));
+    assert_eq!(Spi::get_one::<bool>("SELECT django_migrator.unlock()").unwrap(), Some(true));
+    assert_eq!(Spi::get_one::<bool>("SELECT django_migrator.unlock()").unwrap(), Some(false));
+    assert_eq!(
+        Spi::get_one::<i64>("SELECT count(*) FROM django_migrator.lock_holder()").unwrap(),
+        Some(0)
+    );
+}
+
+#[pg_test]
+fn identity_names_this_database() {
+    let (sysid, name) = Spi::get_two::<i64, String>(
+        "SELECT system_identifier, database_name FROM django_migrator.identity()",
+    )
+    .unwrap();
+    assert!(sysid.unwrap() != 0);
+    assert_eq!(
+        name,
+        Spi::get_one::<String>("SELECT current_database()::text").unwrap()
+    );
+}
