@@ -27,14 +27,15 @@ use crate::catalog::Catalog;
 use crate::ident::physical_name;
 use crate::manifest::{Effect, Manifest, TableRef};
 
-/// The rows of `django_migrations`: (app, name) → applied timestamp as text.
+/// The rows of `django_migrations`: (app, name) → `applied`, as an opaque ordered number (the
+/// extension passes PostgreSQL's `TimestampTz` microseconds through unchanged).
 #[derive(Debug, Default, Clone)]
 pub struct Recorded {
-    rows: HashMap<(String, String), Option<String>>,
+    rows: HashMap<(String, String), Option<i64>>,
 }
 
 impl Recorded {
-    pub fn new(rows: impl IntoIterator<Item = (String, String, Option<String>)>) -> Recorded {
+    pub fn new(rows: impl IntoIterator<Item = (String, String, Option<i64>)>) -> Recorded {
         Recorded {
             rows: rows
                 .into_iter()
@@ -43,7 +44,7 @@ impl Recorded {
         }
     }
 
-    fn get(&self, app: &str, name: &str) -> Option<&Option<String>> {
+    fn get(&self, app: &str, name: &str) -> Option<&Option<i64>> {
         self.rows.get(&(app.to_owned(), name.to_owned()))
     }
 }
@@ -108,7 +109,7 @@ pub struct Verdict {
     pub app: String,
     pub name: String,
     pub recorded: bool,
-    pub applied_at: Option<String>,
+    pub applied_at: Option<i64>,
     pub state: State,
     /// Checkable effects that are as the migration leaves them.
     pub present: i32,
@@ -147,7 +148,7 @@ pub fn evaluate(manifest: &Manifest, catalog: &Catalog, recorded: &Recorded) -> 
         let own = recorded.get(&migration.app, &migration.name);
         // Django records a squashed migration's replaced names when it applies the squash, and
         // the squash itself once all of them are recorded: either form means "applied".
-        let replaced: Option<Vec<&Option<String>>> = if migration.replaces.is_empty() {
+        let replaced: Option<Vec<&Option<i64>>> = if migration.replaces.is_empty() {
             None
         } else {
             migration
@@ -158,8 +159,8 @@ pub fn evaluate(manifest: &Manifest, catalog: &Catalog, recorded: &Recorded) -> 
         };
         is_recorded.push(own.is_some() || replaced.is_some());
         applied_at.push(match (own, replaced) {
-            (Some(at), _) => at.clone(),
-            (None, Some(ats)) => ats.into_iter().flatten().max().cloned(),
+            (Some(at), _) => *at,
+            (None, Some(ats)) => ats.into_iter().flatten().max().copied(),
             (None, None) => None,
         });
     }
@@ -185,7 +186,7 @@ pub fn evaluate(manifest: &Manifest, catalog: &Catalog, recorded: &Recorded) -> 
             app: migration.app.clone(),
             name: migration.name.clone(),
             recorded: is_recorded[index],
-            applied_at: applied_at[index].clone(),
+            applied_at: applied_at[index],
             state,
             present,
             missing,
@@ -279,7 +280,7 @@ fn orphans(manifest: &Manifest, recorded: &Recorded) -> Vec<Verdict> {
             app: app.clone(),
             name: name.clone(),
             recorded: true,
-            applied_at: applied.clone(),
+            applied_at: *applied,
             state: State::OrphanRecord,
             present: 0,
             missing: 0,

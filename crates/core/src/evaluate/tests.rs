@@ -31,7 +31,7 @@ fn catalog(relations: &[(&str, &[&str], &[&str])]) -> Catalog {
 fn recorded(rows: &[&str]) -> Recorded {
     Recorded::new(rows.iter().map(|key| {
         let (app, name) = key.split_once('.').unwrap();
-        (app.to_owned(), name.to_owned(), Some("2026-01-01".to_owned()))
+        (app.to_owned(), name.to_owned(), Some(0))
     }))
 }
 
