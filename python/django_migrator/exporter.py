@@ -1,0 +1,384 @@
+"""Export what each database of a Django project must look like, migration by migration.
+
+Runs inside the project, through ``manage.py shell``, and writes the export document of
+docs/manifest.md (export_version 1, manifest format_version 1) to $DJANGO_MIGRATOR_EXPORT_PATH.
+This file must stay self-contained (stdlib + Django only): the CLI ships it as a single file and
+runs it with the project's own interpreter. It never opens a database connection.
+"""
+
+import contextlib
+import json
+import os
+import platform
+import sys
+import traceback
+
+EXPORT_VERSION = 1
+MANIFEST_FORMAT_VERSION = 1
+
+# Connection keywords libpq understands; anything else Django hands the driver (cursor_factory,
+# context, prepare_threshold, ...) means nothing to the CLI's own connection.
+LIBPQ_KEYWORDS = frozenset(
+    """host hostaddr port dbname user password passfile require_auth channel_binding
+    connect_timeout client_encoding options application_name fallback_application_name
+    keepalives keepalives_idle keepalives_interval keepalives_count tcp_user_timeout
+    replication gssencmode sslmode sslnegotiation requiressl sslcompression sslcert sslkey
+    sslpassword sslcertmode sslrootcert sslcrl sslcrldir sslsni requirepeer
+    ssl_min_protocol_version ssl_max_protocol_version min_protocol_version max_protocol_version
+    krbsrvname gsslib gssdelegation service target_session_attrs load_balance_hosts""".split()
+)
+
+
+class DatabaseAccessBlocked(RuntimeError):
+    pass
+
+
+def _blocked(*args, **kwargs):
+    raise DatabaseAccessBlocked("database access is blocked during export")
+
+
+@contextlib.contextmanager
+def blocked_connections():
+    """Make every connection attempt fail while the export runs, then restore the wrappers.
+
+    The wrapper classes are patched too, so that wrappers Django creates on the side (such as the
+    no-database connection PostgreSQL falls back to) are blocked as well.
+    """
+    from django.db import connections
+
+    missing = object()
+    saved = []
+    targets = []
+    for alias in connections:
+        conn = connections[alias]
+        targets.append(conn)
+        if type(conn) not in targets:
+            targets.append(type(conn))
+    for target in targets:
+        for name in ("connect", "ensure_connection"):
+            saved.append((target, name, vars(target).get(name, missing)))
+            setattr(target, name, _blocked)
+    try:
+        yield
+    finally:
+        for target, name, old in reversed(saved):
+            if old is missing:
+                delattr(target, name)
+            else:
+                setattr(target, name, old)
+
+
+def table_ref(db_table):
+    """Split Django's '"schema"."table"' form; a plain name is resolved along search_path."""
+    if db_table.startswith('"') and '"."' in db_table:
+        schema, name = db_table.split('"."', 1)
+        return {"schema": schema.strip('"'), "name": name.strip('"')}
+    if len(db_table) > 1 and db_table.startswith('"') and db_table.endswith('"'):
+        db_table = db_table[1:-1]
+    return {"schema": None, "name": db_table}
+
+
+class _Recorder:
+    """Mixin over an alias's own schema editor class: records the schema calls Django makes on
+    that alias and runs none of them. Mirrors django/db/backends/base/schema.py (4.2 to 6.0) for
+    which calls cascade (M2M through tables) and which alterations Django refuses."""
+
+    def __init__(self, connection):
+        super().__init__(connection, collect_sql=True, atomic=False)
+        self.deferred_sql = []  # never entered as a context manager, but Django code may read it
+        self.effects = []
+        self.op_name = None
+
+    def record(self, kind, **fields):
+        self.effects.append({"kind": kind, "op": self.op_name, **fields})
+
+    def _db_type(self, field):
+        return field.db_parameters(connection=self.connection)["type"]
+
+    @staticmethod
+    def _auto_through(field):
+        return field.many_to_many and field.remote_field.through._meta.auto_created
+
+    def execute(self, sql, params=()):
+        self.record("opaque", reason="raw SQL")
+
+    def create_model(self, model):
+        columns = []
+        for field in model._meta.local_fields:
+            try:
+                has_column = self._db_type(field) is not None
+            except Exception:
+                has_column = field.column is not None
+            if has_column:
+                columns.append(field.column)
+        self.record("create_table", table=table_ref(model._meta.db_table), columns=columns)
+        for field in model._meta.local_many_to_many:
+            if field.remote_field.through._meta.auto_created:
+                self.create_model(field.remote_field.through)
+
+    def delete_model(self, model):
+        for field in model._meta.local_many_to_many:
+            if field.remote_field.through._meta.auto_created:
+                self.delete_model(field.remote_field.through)
+        self.record("drop_table", table=table_ref(model._meta.db_table))
+
+    def add_field(self, model, field):
+        if self._auto_through(field):
+            return self.create_model(field.remote_field.through)
+        if self._db_type(field) is not None:
+            self.record("add_column", table=table_ref(model._meta.db_table), column=field.column)
+
+    def remove_field(self, model, field):
+        if self._auto_through(field):
+            return self.delete_model(field.remote_field.through)
+        if self._db_type(field) is not None:
+            self.record("drop_column", table=table_ref(model._meta.db_table), column=field.column)
+
+    def alter_field(self, model, old_field, new_field, strict=False):
+        if not self._field_should_be_altered(old_field, new_field):
+            return
+        old_type, new_type = self._db_type(old_field), self._db_type(new_field)
+        if (old_type is None and old_field.remote_field is None) or (
+            new_type is None and new_field.remote_field is None
+        ):
+            raise ValueError(f"Cannot alter field {old_field} into {new_field}: no db_type")
+        if old_type is None and new_type is None:
+            old_through = old_field.remote_field.through
+            new_through = new_field.remote_field.through
+            if old_through and new_through:
+                old_auto, new_auto = old_through._meta.auto_created, new_through._meta.auto_created
+                if old_auto and new_auto:
+                    # Django's own M2M repointing: calls back into alter_db_table/alter_field.
+                    return self._alter_many_to_many(model, old_field, new_field, strict)
+                if not old_auto and not new_auto:
+                    return
+        if old_type is None or new_type is None:
+            raise ValueError(
+                f"Cannot alter field {old_field} into {new_field}: not compatible types "
+                "(to or from M2M, or adding or removing through=)"
+            )
+        old_generated = getattr(old_field, "generated", False)
+        if old_generated != getattr(new_field, "generated", False) or (
+            old_generated
+            and (
+                old_field.db_persist != new_field.db_persist
+                or old_field.generated_sql(self.connection)
+                != new_field.generated_sql(self.connection)
+            )
+        ):
+            raise ValueError(f"Modifying GeneratedFields is not supported ({new_field})")
+        table = table_ref(model._meta.db_table)
+        if old_field.column != new_field.column:
+            self.record("rename_column", table=table, old=old_field.column, new=new_field.column)
+        else:
+            self.record("alter_column", table=table, column=new_field.column)
+
+    def alter_db_table(self, model, old_db_table, new_db_table):
+        if old_db_table != new_db_table:
+            self.record("rename_table", old=table_ref(old_db_table), new=table_ref(new_db_table))
+
+    def alter_db_table_comment(self, model, old_db_table_comment, new_db_table_comment):
+        pass
+
+    def alter_db_tablespace(self, model, old_db_tablespace, new_db_tablespace):
+        pass
+
+    def add_index(self, model, index, **kwargs):
+        columns = [model._meta.get_field(name.lstrip("-")).column for name in index.fields]
+        self.record(
+            "add_index", table=table_ref(model._meta.db_table), name=index.name, columns=columns
+        )
+
+    def remove_index(self, model, index, **kwargs):
+        self.record("drop_index", table=table_ref(model._meta.db_table), name=index.name)
+
+    def rename_index(self, model, old_index, new_index):
+        if not self.connection.features.can_rename_index:
+            self.remove_index(model, old_index)
+            return self.add_index(model, new_index)
+        self.record(
+            "rename_index",
+            table=table_ref(model._meta.db_table),
+            old=old_index.name,
+            new=new_index.name,
+        )
+
+    def add_constraint(self, model, constraint):
+        self.record("add_constraint", table=table_ref(model._meta.db_table), name=constraint.name)
+
+    def remove_constraint(self, model, constraint):
+        self.record("drop_constraint", table=table_ref(model._meta.db_table), name=constraint.name)
+
+    def _alter_together(self, kind, model, old, new):
+        olds, news = {tuple(f) for f in old}, {tuple(f) for f in new}
+        if olds == news:
+            return
+
+        def columns(groups):
+            return sorted([model._meta.get_field(name).column for name in g] for g in groups)
+
+        self.record(
+            kind, table=table_ref(model._meta.db_table), old=columns(olds), new=columns(news)
+        )
+
+    def alter_unique_together(self, model, old_unique_together, new_unique_together):
+        self._alter_together("alter_unique_together", model, old_unique_together,
+                             new_unique_together)
+
+    def alter_index_together(self, model, old_index_together, new_index_together):
+        self._alter_together("alter_index_together", model, old_index_together,
+                             new_index_together)
+
+
+def recording_editor(connection):
+    cls = connection.SchemaEditorClass
+    recorder = type(f"Recording{cls.__name__}", (_Recorder, cls), {})
+    return recorder(connection)
+
+
+def database_forwards(op, app_label, editor, from_state, to_state):
+    """Apply one operation to a recording editor as Django's executor would, except that
+    RunPython and RunSQL (also inside SeparateDatabaseAndState) are recorded, never run."""
+    from django.db import router
+    from django.db.migrations.operations import RunPython, RunSQL, SeparateDatabaseAndState
+
+    editor.op_name = type(op).__name__
+    if isinstance(op, (RunPython, RunSQL)):
+        if router.allow_migrate(editor.connection.alias, app_label, **op.hints):
+            editor.record("opaque", reason="RunPython" if isinstance(op, RunPython) else "RunSQL")
+    elif isinstance(op, SeparateDatabaseAndState):
+        # Same walk as SeparateDatabaseAndState.database_forwards.
+        for inner in op.database_operations:
+            inner_to = from_state.clone()
+            inner.state_forwards(app_label, inner_to)
+            database_forwards(inner, app_label, editor, from_state, inner_to)
+            from_state = inner_to
+    else:
+        op.database_forwards(app_label, editor, from_state, to_state)
+
+
+def forwards_plan(graph):
+    """The executor's full plan from a clean start: every leaf's forwards plan, first wins."""
+    plan, seen = [], set()
+    for leaf in graph.leaf_nodes():
+        for key in graph.forwards_plan(leaf):
+            if key not in seen:
+                seen.add(key)
+                plan.append(key)
+    return plan
+
+
+def conninfo(connection):
+    params = connection.get_connection_params()
+    return {
+        key: str(value)
+        for key, value in params.items()
+        if key in LIBPQ_KEYWORDS
+        and isinstance(value, (str, int))
+        and not isinstance(value, bool)
+        and str(value) != ""
+    }
+
+
+def export():
+    """Build the export document. Never touches a database; connections are restored after."""
+    import django
+    from django.db import connections, router
+    from django.db.migrations.loader import MigrationLoader
+    from django.db.migrations.state import ProjectState
+
+    with blocked_connections():
+        loader = MigrationLoader(None, ignore_no_migrations=True)
+        graph = loader.graph
+        aliases = list(connections)
+        editors = {
+            alias: recording_editor(connections[alias])
+            for alias in aliases
+            if connections[alias].vendor == "postgresql"
+        }
+        migrations = {alias: [] for alias in editors}
+
+        state = ProjectState(real_apps=loader.unmigrated_apps)
+        state.apps  # render once, as the executor does; clones of a rendered state stay rendered
+        for key in forwards_plan(graph):
+            migration = graph.nodes[key]
+            for editor in editors.values():
+                editor.effects = []
+            for op in migration.operations:
+                old_state = state.clone()
+                op.state_forwards(migration.app_label, state)
+                for editor in editors.values():
+                    mark = len(editor.effects)
+                    try:
+                        database_forwards(op, migration.app_label, editor, old_state, state)
+                    except Exception as exc:
+                        # What an operation would have done is unknown once it fails.
+                        del editor.effects[mark:]
+                        editor.op_name = type(op).__name__
+                        editor.record("opaque", reason=f"{type(exc).__name__}: {exc}")
+            entry = {
+                "app": key[0],
+                "name": key[1],
+                "dependencies": sorted([list(p.key) for p in graph.node_map[key].parents]),
+                "replaces": [list(r) for r in migration.replaces],
+                "atomic": bool(migration.atomic),
+            }
+            for alias, editor in editors.items():
+                migrations[alias].append({**entry, "effects": editor.effects})
+
+        models = [
+            model
+            for model in state.apps.get_models()
+            if not model._meta.proxy and not model._meta.swapped
+        ]
+        django_version = django.get_version()
+        result = []
+        for alias in aliases:
+            conn = connections[alias]
+            test = conn.settings_dict.get("TEST") or {}
+            item = {"alias": alias, "vendor": conn.vendor}
+            try:
+                item["conninfo"] = conninfo(conn)
+            except Exception as exc:
+                item["conninfo"] = {}
+                item["conninfo_error"] = f"{type(exc).__name__}: {exc}"
+            item["test"] = {"mirror": test.get("MIRROR"), "name": test.get("NAME")}
+            item["router"] = {
+                "models": len(models),
+                "migrate_models": sum(bool(router.allow_migrate_model(alias, m)) for m in models),
+                "write_models": sum(router.db_for_write(m) == alias for m in models),
+            }
+            if alias in editors:
+                item["manifest"] = {
+                    "format_version": MANIFEST_FORMAT_VERSION,
+                    "alias": alias,
+                    "django_version": django_version,
+                    "migrations": migrations[alias],
+                }
+            result.append(item)
+
+    return {
+        "export_version": EXPORT_VERSION,
+        "django_version": django_version,
+        "python_version": platform.python_version(),
+        "aliases": result,
+    }
+
+
+def main():
+    try:
+        path = os.environ["DJANGO_MIGRATOR_EXPORT_PATH"]
+        data = json.dumps(export(), separators=(",", ":"))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(path, flags, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, 0o600)  # the file may have existed with wider permissions
+            out.write(data)
+    except Exception:
+        traceback.print_exc(file=sys.stderr)
+        raise SystemExit(3)
+
+
+if __name__ == "__main__":
+    main()
