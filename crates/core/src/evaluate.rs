@@ -237,24 +237,28 @@ pub fn evaluate(manifest: &Manifest, catalog: &Catalog, recorded: &Recorded) -> 
 }
 
 fn describe(verdict: &Verdict) -> String {
+    // Lead with what is wrong; the full list is in `objects`.
     let list = |ok: bool| {
-        verdict
+        let items: Vec<String> = verdict
             .objects
             .iter()
             .filter(|c| c.ok == ok)
             .map(ObjectCheck::describe)
-            .collect::<Vec<_>>()
-            .join("; ")
+            .collect();
+        match items.len() {
+            0..=3 => items.join("; "),
+            n => format!("{}; and {} more", items[..3].join("; "), n - 3),
+        }
     };
     match verdict.state {
         State::RecordedMissing => format!("recorded, but {}", list(false)),
         State::UnrecordedPresent => format!("not recorded, but {}", list(true)),
         State::HalfApplied => format!(
-            "{} of {} checkable effects present ({}), but {}; manual recovery needed",
+            "{}, {}: {} of {} checkable effects present; manual recovery needed",
+            if verdict.recorded { "recorded" } else { "not recorded" },
+            list(false),
             verdict.present,
             verdict.present + verdict.missing,
-            list(true),
-            list(false)
         ),
         State::Applied if verdict.objects.is_empty() => "recorded; no checkable effect".into(),
         State::Applied => "recorded and present".into(),

@@ -1,0 +1,102 @@
+//! Command-line flags, as the SPEC names them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Migrate every database of a Django project, after checking that django_migrations tells the
+/// truth about each one.
+#[derive(Debug, Parser)]
+#[command(name = "django-migrator", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// The project's manage.py.
+    #[arg(long, global = true, default_value = "manage.py", value_name = "PATH")]
+    pub manage: PathBuf,
+    /// The project's Python interpreter [default: $VIRTUAL_ENV/bin/python, else python3].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    /// Django settings module (passed to manage.py as --settings).
+    #[arg(long, global = true, value_name = "MODULE")]
+    pub settings: Option<String>,
+    /// Report format on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Colour in the text report.
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+    /// More detail (the output of Django's commands).
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Only the summary line (text format).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Seconds to wait for a database to answer.
+    #[arg(long, global = true, default_value_t = 10, value_name = "SECONDS")]
+    pub connect_timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Guards, scan, Django's migrate and a verifying re-scan on every alias.
+    MigrateAll(MigrateFlags),
+    /// The same as `migrate-all --check`: report drift and pending migrations, change nothing.
+    Check(MigrateFlags),
+    /// CREATE EXTENSION / ALTER EXTENSION UPDATE django_migrator on each alias.
+    Install(DatabaseFlags),
+    /// Print the expectations that would be loaded for one alias.
+    Manifest(OneDatabase),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateFlags {
+    /// Never write: no DDL, no django_migrations change, no stored manifest change.
+    #[arg(long)]
+    pub check: bool,
+    /// Never prompt (there is no prompt yet; accepted so CI scripts can say so).
+    #[arg(long)]
+    pub non_interactive: bool,
+    /// Only these aliases (repeatable).
+    #[arg(long = "database", value_name = "ALIAS")]
+    pub database: Vec<String>,
+    /// Seconds to wait for the migration lock of each database.
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    pub lock_timeout: f64,
+    /// Stop at the first alias that is not clean.
+    #[arg(long)]
+    pub fail_fast: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseFlags {
+    /// Only these aliases (repeatable).
+    #[arg(long = "database", value_name = "ALIAS")]
+    pub database: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OneDatabase {
+    /// The alias [default: default].
+    #[arg(long = "database", value_name = "ALIAS")]
+    pub database: Option<String>,
+}

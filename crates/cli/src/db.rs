@@ -1,0 +1,274 @@
+//! One connection to one alias's database, and the extension's SQL API as Rust calls.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use postgres::config::SslMode;
+use postgres::{Client, Config, NoTls};
+use serde::Serialize;
+
+use crate::export::Conninfo;
+
+pub struct Db {
+    client: Client,
+}
+
+/// The physical identity of a database, for the guards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub system_identifier: i64,
+    pub database_oid: u32,
+    pub database_name: String,
+    pub server_version: String,
+    pub in_recovery: bool,
+}
+
+impl Identity {
+    pub fn same_database(&self, other: &Identity) -> bool {
+        self.system_identifier == other.system_identifier && self.database_oid == other.database_oid
+    }
+}
+
+/// A drift row, as `django_migrator.scan()` returns it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DriftRow {
+    pub app: String,
+    pub name: String,
+    pub kind: String,
+    pub recorded: bool,
+    pub present: i32,
+    pub missing: i32,
+    pub detail: String,
+    pub objects: serde_json::Value,
+}
+
+impl DriftRow {
+    /// Orphan records are information, never an error.
+    pub fn is_error(&self) -> bool {
+        self.kind != "orphan_record"
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LockHolder {
+    pub pid: i32,
+    pub holder: Option<String>,
+    pub application_name: Option<String>,
+    pub held_for: Option<String>,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {}", self.pid)?;
+        if let Some(holder) = &self.holder {
+            write!(f, " ({holder})")?;
+        }
+        if let Some(app) = self.application_name.as_deref().filter(|a| !a.is_empty()) {
+            write!(f, ", application_name {app:?}")?;
+        }
+        if let Some(held) = &self.held_for {
+            write!(f, ", connected for {held}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds a connection configuration the way libpq would read Django's parameters.
+pub fn config(info: &Conninfo, timeout: Duration) -> anyhow::Result<Config> {
+    let mut config = Config::new();
+    let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+    let host = info
+        .get("host")
+        .map(str::to_owned)
+        .or_else(|| env("PGHOST"))
+        .unwrap_or_else(|| "/var/run/postgresql".into());
+    for host in host.split(',') {
+        config.host(host);
+    }
+    let port = info
+        .get("port")
+        .map(str::to_owned)
+        .or_else(|| env("PGPORT"))
+        .unwrap_or_else(|| "5432".into());
+    for port in port.split(',') {
+        config.port(port.trim().parse().with_context(|| format!("invalid port {port:?}"))?);
+    }
+    if let Some(dbname) = info.get("dbname") {
+        config.dbname(dbname);
+    }
+    match info.get("user").map(str::to_owned).or_else(|| env("PGUSER")).or_else(|| env("USER")) {
+        Some(user) => config.user(&user),
+        None => bail!("no database user: set USER in DATABASES"),
+    };
+    if let Some(password) = info.get("password").map(str::to_owned).or_else(|| env("PGPASSWORD")) {
+        config.password(password);
+    }
+    if let Some(options) = info.get("options") {
+        config.options(options);
+    }
+    match info.get("sslmode").unwrap_or("prefer") {
+        "disable" | "allow" | "prefer" => config.ssl_mode(SslMode::Disable),
+        other => bail!(
+            "sslmode={other} needs TLS, which this build of django-migrator does not support yet; \
+             connect over a Unix socket or a trusted network with sslmode=prefer"
+        ),
+    };
+    config.application_name("django-migrator");
+    config.connect_timeout(timeout);
+    Ok(config)
+}
+
+impl Db {
+    pub fn connect(info: &Conninfo, timeout: Duration) -> anyhow::Result<Db> {
+        let client = config(info, timeout)?.connect(NoTls)?;
+        Ok(Db { client })
+    }
+
+    pub fn ping(&mut self) -> anyhow::Result<()> {
+        self.client.simple_query("SELECT 1")?;
+        Ok(())
+    }
+
+    pub fn extension_version(&mut self) -> anyhow::Result<Option<String>> {
+        let row = self.client.query_opt(
+            "SELECT extversion::text FROM pg_catalog.pg_extension WHERE extname = 'django_migrator'",
+            &[],
+        )?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    pub fn install(&mut self) -> anyhow::Result<(Option<String>, String)> {
+        let before = self.extension_version()?;
+        self.client
+            .batch_execute("CREATE EXTENSION IF NOT EXISTS django_migrator; ALTER EXTENSION django_migrator UPDATE;")?;
+        let after = self.extension_version()?.unwrap_or_default();
+        Ok((before, after))
+    }
+
+    pub fn identity(&mut self) -> anyhow::Result<Identity> {
+        let row = self.client.query_one(
+            "SELECT system_identifier, database_oid, database_name, server_version, in_recovery
+               FROM django_migrator.identity()",
+            &[],
+        )?;
+        Ok(Identity {
+            system_identifier: row.get(0),
+            database_oid: row.get(1),
+            database_name: row.get(2),
+            server_version: row.get(3),
+            in_recovery: row.get(4),
+        })
+    }
+
+    /// Waits up to `timeout_s` seconds for the migration lock.
+    pub fn lock(&mut self, timeout_s: f64, holder: &str) -> anyhow::Result<bool> {
+        let row = self.client.query_one(
+            "SELECT django_migrator.lock(pg_catalog.make_interval(secs => $1), $2)",
+            &[&timeout_s, &holder],
+        )?;
+        Ok(row.get(0))
+    }
+
+    pub fn unlock(&mut self) -> anyhow::Result<()> {
+        self.client.execute("SELECT django_migrator.unlock()", &[])?;
+        Ok(())
+    }
+
+    pub fn lock_holder(&mut self) -> anyhow::Result<Option<LockHolder>> {
+        let row = self.client.query_opt(
+            "SELECT pid, holder, application_name,
+                    pg_catalog.date_trunc('second', pg_catalog.now() - backend_start)::text
+               FROM django_migrator.lock_holder()
+              WHERE pid <> pg_catalog.pg_backend_pid()",
+            &[],
+        )?;
+        Ok(row.map(|r| LockHolder {
+            pid: r.get(0),
+            holder: r.get(1),
+            application_name: r.get(2),
+            held_for: r.get(3),
+        }))
+    }
+
+    /// Runs `f` in a transaction that is always rolled back: nothing it does is kept.
+    pub fn read_only<T>(&mut self, f: impl FnOnce(&mut Db) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        self.client.batch_execute("BEGIN")?;
+        let result = f(self);
+        self.client.batch_execute("ROLLBACK")?;
+        result
+    }
+
+    pub fn load_manifest(&mut self, manifest: &serde_json::Value) -> anyhow::Result<String> {
+        let row = self
+            .client
+            .query_one("SELECT django_migrator.load_manifest($1)", &[manifest])?;
+        Ok(row.get(0))
+    }
+
+    pub fn scan(&mut self) -> anyhow::Result<Vec<DriftRow>> {
+        let rows = self.client.query(
+            "SELECT app, name, kind, recorded, present, missing, detail, objects
+               FROM django_migrator.scan()",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| DriftRow {
+                app: r.get(0),
+                name: r.get(1),
+                kind: r.get(2),
+                recorded: r.get(3),
+                present: r.get(4),
+                missing: r.get(5),
+                detail: r.get(6),
+                objects: r.get(7),
+            })
+            .collect())
+    }
+
+    /// Migrations of the manifest that are not recorded (and not drifted), as `app.name`.
+    pub fn pending(&mut self) -> anyhow::Result<Vec<String>> {
+        let rows = self.client.query(
+            "SELECT app || '.' || name FROM django_migrator.status() WHERE state = 'pending'",
+            &[],
+        )?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    pub fn recorded_count(&mut self) -> anyhow::Result<i64> {
+        let row = self.client.query_one(
+            "SELECT pg_catalog.count(*) FROM django_migrator.status() WHERE recorded",
+            &[],
+        )?;
+        Ok(row.get(0))
+    }
+}
+
+/// Who is taking the lock: enough for an operator to find the process and its deploy.
+pub fn holder_label() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown-host".into());
+    let user = std::env::var("USER").unwrap_or_default();
+    let mut label = format!(
+        "django-migrator {} on {host} pid {} user {user}",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    );
+    let ci = [
+        "CI_JOB_URL",
+        "BUILD_URL",
+        "GITHUB_RUN_ID",
+        "CI_COMMIT_SHA",
+        "GITHUB_SHA",
+        "GIT_COMMIT",
+    ];
+    for key in ci {
+        if let Ok(value) = std::env::var(key) {
+            if !value.is_empty() {
+                label.push_str(&format!(" {key}={value}"));
+            }
+        }
+    }
+    label
+}

@@ -1,0 +1,417 @@
+//! The per-database lifecycle of `migrate-all` and `check` (SPEC: guards, scan, drift,
+//! migrate, verify), and `install`.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use crate::args::{Format, Global, MigrateFlags};
+use crate::db::{self, Db, Identity};
+use crate::export::AliasExport;
+use crate::project::{tail, Project};
+use crate::report::{AliasReport, Report, Status};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Never writes anything.
+    Check,
+    /// Loads the manifest, migrates, verifies.
+    Migrate,
+}
+
+/// Progress lines for long steps: only on a terminal, never in JSON or quiet mode.
+struct Progress(bool);
+
+impl Progress {
+    fn new(global: &Global) -> Progress {
+        Progress(global.format == Format::Text && !global.quiet && std::io::stderr().is_terminal())
+    }
+
+    fn say(&self, message: &str) {
+        if self.0 {
+            eprintln!("… {message}");
+        }
+    }
+}
+
+fn ms(since: Instant) -> u64 {
+    since.elapsed().as_millis() as u64
+}
+
+pub fn run_all(
+    project: &Project,
+    global: &Global,
+    flags: &MigrateFlags,
+    mode: Mode,
+) -> anyhow::Result<Report> {
+    if !(flags.lock_timeout >= 0.0 && flags.lock_timeout.is_finite()) {
+        anyhow::bail!("--lock-timeout must be a number of seconds, 0 or more");
+    }
+    let started = Instant::now();
+    let progress = Progress::new(global);
+    progress.say("reading the Django project (settings, routers, migration graph)");
+    let export = project.export(global)?;
+    let export_ms = ms(started);
+    let aliases = export.ordered(&flags.database)?;
+
+    let mut seen: Vec<(Identity, String)> = vec![];
+    let mut reports: Vec<AliasReport> = vec![];
+    let mut stopped = false;
+    for alias in aliases {
+        if stopped {
+            let mut report = AliasReport::new(&alias.alias);
+            report.warnings.push("not run: --fail-fast stopped at an earlier alias".into());
+            reports.push(report);
+            continue;
+        }
+        let mut report = AliasReport::new(&alias.alias);
+        run_alias(project, global, flags, mode, alias, &mut seen, &mut report, &progress);
+        report.settle();
+        stopped = flags.fail_fast && !report.status.is_clean();
+        reports.push(report);
+    }
+
+    let mut timings = BTreeMap::new();
+    timings.insert("export".to_owned(), export_ms);
+    timings.insert("total".to_owned(), ms(started));
+    Ok(Report {
+        format_version: crate::report::FORMAT_VERSION,
+        command: if mode == Mode::Check { "check" } else { "migrate-all" },
+        all_clean: reports.iter().all(|r| r.status.is_clean()),
+        django_version: export.django_version,
+        aliases: reports,
+        timings_ms: timings,
+    })
+}
+
+/// Connects and runs the guards every command shares. `None` when the alias must stop here
+/// (the reason is in the report).
+fn connect_and_guard(
+    global: &Global,
+    alias: &AliasExport,
+    seen: &mut Vec<(Identity, String)>,
+    report: &mut AliasReport,
+) -> Option<Db> {
+    if alias.vendor != "postgresql" {
+        report.status = Status::Skipped;
+        report.warnings.push(format!(
+            "skipped: the {} backend is not PostgreSQL; django-migrator manages PostgreSQL aliases only",
+            alias.vendor
+        ));
+        return None;
+    }
+    let started = Instant::now();
+    let timeout = Duration::from_secs(global.connect_timeout.max(1));
+    let connected = Db::connect(&alias.conninfo, timeout).and_then(|mut db| db.ping().map(|_| db));
+    report.timings_ms.insert("connect".into(), ms(started));
+    let mut db = match connected {
+        Ok(db) => db,
+        Err(error) => {
+            report.guard(
+                "connection_live",
+                false,
+                format!("database of alias {:?} does not answer: {error:#}", alias.alias),
+            );
+            return None;
+        }
+    };
+    match db.extension_version() {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            report.guard("connection_live", true, "answered SELECT 1");
+            report.errors.push(format!(
+                "the django_migrator extension is not installed in the database of alias {:?}; run `django-migrator install --database {}` as a role that may CREATE EXTENSION",
+                alias.alias, alias.alias
+            ));
+            return None;
+        }
+        Err(error) => {
+            report.errors.push(format!("cannot read pg_extension: {error:#}"));
+            return None;
+        }
+    }
+    let identity = match db.identity() {
+        Ok(identity) => identity,
+        Err(error) => {
+            report.errors.push(format!("django_migrator.identity() failed: {error:#}"));
+            return None;
+        }
+    };
+    report.guard(
+        "connection_live",
+        true,
+        format!("PostgreSQL {} · database {}", identity.server_version, identity.database_name),
+    );
+    if let Some((_, first)) = seen.iter().find(|(other, _)| other.same_database(&identity)) {
+        let first = first.clone();
+        let router = &alias.router;
+        if router.migrate_models == 0 && router.write_models == 0 {
+            report.guard(
+                "test_mirror_isolation",
+                true,
+                format!("same database as {first}; the router neither migrates nor writes here"),
+            );
+            report.status = Status::Skipped;
+            report.warnings.push(format!("skipped: same database as {first}"));
+        } else {
+            report.guard(
+                "test_mirror_isolation",
+                false,
+                format!(
+                    "alias {:?} is the same database as {first} (system identifier {}, database {}), but the router lets it migrate {} and write {} models; point it at its own database or make the router refuse it",
+                    alias.alias,
+                    identity.system_identifier,
+                    identity.database_name,
+                    router.migrate_models,
+                    router.write_models
+                ),
+            );
+        }
+        return None;
+    }
+    report.guard("test_mirror_isolation", true, "its own database");
+    seen.push((identity.clone(), alias.alias.clone()));
+    if !report.guard(
+        "not_standby",
+        !identity.in_recovery,
+        if identity.in_recovery {
+            "the server is a hot standby (pg_is_in_recovery()); migrate the primary"
+        } else {
+            "primary"
+        },
+    ) {
+        return None;
+    }
+    Some(db)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_alias(
+    project: &Project,
+    global: &Global,
+    flags: &MigrateFlags,
+    mode: Mode,
+    alias: &AliasExport,
+    seen: &mut Vec<(Identity, String)>,
+    report: &mut AliasReport,
+    progress: &Progress,
+) {
+    let Some(mut db) = connect_and_guard(global, alias, seen, report) else {
+        return;
+    };
+    let Some(manifest) = alias.manifest.as_ref() else {
+        report.errors.push("the exporter produced no manifest for this alias".into());
+        return;
+    };
+    let result = match mode {
+        Mode::Check => check_alias(&mut db, manifest, report),
+        Mode::Migrate => migrate_alias(project, global, flags, alias, &mut db, manifest, report, progress),
+    };
+    if let Err(error) = result {
+        report.errors.push(format!("{error:#}"));
+    }
+}
+
+fn check_alias(db: &mut Db, manifest: &serde_json::Value, report: &mut AliasReport) -> anyhow::Result<()> {
+    match db.lock_holder()? {
+        Some(holder) => {
+            report.guard("no_concurrent_migration", true, format!("lock held by {holder}"));
+            report
+                .warnings
+                .push(format!("a migration may be running: the lock is held by {holder}"));
+        }
+        None => {
+            report.guard("no_concurrent_migration", true, "the migration lock is free");
+        }
+    }
+    let started = Instant::now();
+    // The manifest is loaded inside a transaction that is rolled back: check never writes.
+    let (drift, pending) = db.read_only(|db| {
+        db.load_manifest(manifest)?;
+        Ok((db.scan()?, db.pending()?))
+    })?;
+    report.timings_ms.insert("scan".into(), ms(started));
+    report.drift = drift;
+    report.pending = pending;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn migrate_alias(
+    project: &Project,
+    global: &Global,
+    flags: &MigrateFlags,
+    alias: &AliasExport,
+    db: &mut Db,
+    manifest: &serde_json::Value,
+    report: &mut AliasReport,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    if flags.lock_timeout > 0.0 {
+        if let Some(holder) = db.lock_holder()? {
+            progress.say(&format!("{}: waiting up to {} s for the migration lock held by {holder}", alias.alias, flags.lock_timeout));
+        }
+    }
+    let locked = db.lock(flags.lock_timeout, &db::holder_label())?;
+    report.timings_ms.insert("lock".into(), ms(started));
+    if !locked {
+        let holder = db
+            .lock_holder()?
+            .map(|h| h.to_string())
+            .unwrap_or_else(|| "a session that has since released it".into());
+        report.guard(
+            "no_concurrent_migration",
+            false,
+            format!("the migration lock is held by {holder}; waited {} s (--lock-timeout)", flags.lock_timeout),
+        );
+        return Ok(());
+    }
+    report.guard("no_concurrent_migration", true, "lock acquired");
+    let result = migrate_locked(project, global, alias, db, manifest, report, progress);
+    // The lock dies with the session anyway; releasing it early lets the next deploy go on.
+    let released = db.unlock();
+    result?;
+    released
+}
+
+fn migrate_locked(
+    project: &Project,
+    global: &Global,
+    alias: &AliasExport,
+    db: &mut Db,
+    manifest: &serde_json::Value,
+    report: &mut AliasReport,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    db.load_manifest(manifest)?;
+    let drift = db.scan()?;
+    report.timings_ms.insert("scan".into(), ms(started));
+    let drifted = drift.iter().filter(|d| d.is_error()).count();
+    report.drift = drift;
+    if drifted > 0 {
+        report.errors.push(format!(
+            "{drifted} migration{} drifted from the schema; not migrating alias {:?} (see the drift rows; repair is manual in this version)",
+            if drifted == 1 { "" } else { "s" },
+            alias.alias
+        ));
+        return Ok(());
+    }
+
+    let started = Instant::now();
+    progress.say(&format!("{}: running Django's migrate", alias.alias));
+    let output = project.run_manage(global, &["migrate", "--database", &alias.alias, "--noinput"])?;
+    report.timings_ms.insert("migrate".into(), ms(started));
+    report.migrated = applied_migrations(&output.stdout);
+    if global.verbose && !output.stdout.trim().is_empty() {
+        eprintln!("{}", output.stdout.trim_end());
+    }
+    if !output.success {
+        report.errors.push(format!(
+            "Django's migrate --database {} failed:\n{}",
+            alias.alias,
+            tail(&output.stderr, 20)
+        ));
+    }
+
+    let started = Instant::now();
+    report.drift = db.scan()?;
+    report.pending = db.pending()?;
+    report.timings_ms.insert("verify".into(), ms(started));
+    Ok(())
+}
+
+/// `app.name` of every "Applying app.name... OK" line of Django's migrate output.
+fn applied_migrations(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("Applying "))
+        .filter_map(|rest| rest.split("...").next())
+        .map(|name| name.trim().to_owned())
+        .collect()
+}
+
+pub fn install(project: &Project, global: &Global, only: &[String]) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let export = project.export(global)?;
+    let export_ms = ms(started);
+    let mut seen: Vec<(Identity, String)> = vec![];
+    let mut reports = vec![];
+    for alias in export.ordered(only)? {
+        let mut report = AliasReport::new(&alias.alias);
+        install_alias(global, alias, &mut seen, &mut report);
+        report.settle();
+        reports.push(report);
+    }
+    let mut timings = BTreeMap::new();
+    timings.insert("export".to_owned(), export_ms);
+    timings.insert("total".to_owned(), ms(started));
+    Ok(Report {
+        format_version: crate::report::FORMAT_VERSION,
+        command: "install",
+        all_clean: reports.iter().all(|r| r.status.is_clean()),
+        django_version: export.django_version,
+        aliases: reports,
+        timings_ms: timings,
+    })
+}
+
+fn install_alias(
+    global: &Global,
+    alias: &AliasExport,
+    seen: &mut Vec<(Identity, String)>,
+    report: &mut AliasReport,
+) {
+    if alias.vendor != "postgresql" {
+        report.status = Status::Skipped;
+        report.warnings.push(format!("skipped: the {} backend is not PostgreSQL", alias.vendor));
+        return;
+    }
+    let timeout = Duration::from_secs(global.connect_timeout.max(1));
+    let mut db = match Db::connect(&alias.conninfo, timeout) {
+        Ok(db) => db,
+        Err(error) => {
+            report.guard("connection_live", false, format!("{error:#}"));
+            return;
+        }
+    };
+    report.guard("connection_live", true, "answered");
+    match db.install() {
+        Ok((before, after)) => {
+            let what = match before {
+                None => format!("installed django_migrator {after}"),
+                Some(old) if old == after => format!("django_migrator {after} already installed"),
+                Some(old) => format!("updated django_migrator {old} → {after}"),
+            };
+            report.warnings.push(what);
+        }
+        Err(error) => {
+            report.errors.push(format!(
+                "cannot install the extension in the database of alias {:?}: {error:#} (is it installed on the server, see `make build`, and may this role CREATE EXTENSION?)",
+                alias.alias
+            ));
+            return;
+        }
+    }
+    if let Ok(identity) = db.identity() {
+        if let Some((_, first)) = seen.iter().find(|(other, _)| other.same_database(&identity)) {
+            report.status = Status::Skipped;
+            report.warnings.insert(0, format!("skipped: same database as {first}"));
+        } else {
+            seen.push((identity, alias.alias.clone()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applied_migrations_are_read_from_djangos_output() {
+        let out = "Operations to perform:\n  Apply all migrations: auth\nRunning migrations:\n  Applying contenttypes.0001_initial... OK\n  Applying auth.0001_initial... OK (0.012s)\n";
+        assert_eq!(applied_migrations(out), ["contenttypes.0001_initial", "auth.0001_initial"]);
+        assert!(applied_migrations("No migrations to apply.").is_empty());
+    }
+}

@@ -1,0 +1,266 @@
+//! The run's report, and its two renderings: text for people, JSON for machines.
+//!
+//! The JSON shape is documented in the README and versioned by `format_version`.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+
+use serde::Serialize;
+
+use crate::args::{Color, Format, Global};
+use crate::db::DriftRow;
+
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub format_version: u32,
+    pub command: &'static str,
+    pub all_clean: bool,
+    pub django_version: String,
+    pub aliases: Vec<AliasReport>,
+    pub timings_ms: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Clean,
+    Skipped,
+    Drift,
+    Pending,
+    Failed,
+    NotRun,
+}
+
+impl Status {
+    pub fn is_clean(self) -> bool {
+        matches!(self, Status::Clean | Status::Skipped)
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Status::Clean => "clean",
+            Status::Skipped => "skipped",
+            Status::Drift => "DRIFT",
+            Status::Pending => "PENDING",
+            Status::Failed => "FAILED",
+            Status::NotRun => "not run",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Guard {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AliasReport {
+    pub alias: String,
+    pub status: Status,
+    pub guards: Vec<Guard>,
+    pub drift: Vec<DriftRow>,
+    pub repairs: Vec<serde_json::Value>,
+    pub migrated: Vec<String>,
+    pub pending: Vec<String>,
+    pub warnings: Vec<String>,
+    pub errors: Vec<String>,
+    pub timings_ms: BTreeMap<String, u64>,
+}
+
+impl AliasReport {
+    pub fn new(alias: &str) -> AliasReport {
+        AliasReport {
+            alias: alias.to_owned(),
+            status: Status::NotRun,
+            guards: vec![],
+            drift: vec![],
+            repairs: vec![],
+            migrated: vec![],
+            pending: vec![],
+            warnings: vec![],
+            errors: vec![],
+            timings_ms: BTreeMap::new(),
+        }
+    }
+
+    pub fn guard(&mut self, name: &'static str, ok: bool, detail: impl Into<String>) -> bool {
+        let detail = detail.into();
+        if !ok {
+            self.errors.push(format!("guard {name} failed: {detail}"));
+        }
+        self.guards.push(Guard { name, ok, detail });
+        ok
+    }
+
+    /// The status that follows from what was recorded: failures first, then drift, then
+    /// pending migrations.
+    pub fn settle(&mut self) {
+        if self.status == Status::Skipped {
+            return;
+        }
+        self.status = if self.drift.iter().any(DriftRow::is_error) {
+            Status::Drift
+        } else if !self.errors.is_empty() {
+            Status::Failed
+        } else if !self.pending.is_empty() {
+            Status::Pending
+        } else {
+            Status::Clean
+        };
+    }
+}
+
+impl Report {
+    pub fn exit_status(&self) -> u8 {
+        if self.all_clean {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+pub fn render(out: &mut impl Write, report: &Report, global: &Global) -> std::io::Result<()> {
+    match global.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, report)?;
+            writeln!(out)
+        }
+        Format::Text => {
+            let color = match global.color {
+                Color::Always => true,
+                Color::Never => false,
+                Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            };
+            render_text(out, report, color, global.quiet, global.verbose)
+        }
+    }
+}
+
+struct Paint(bool);
+
+impl Paint {
+    fn status(&self, status: Status) -> String {
+        let code = match status {
+            Status::Clean => "32",
+            Status::Skipped | Status::NotRun => "2",
+            Status::Pending => "33",
+            Status::Drift | Status::Failed => "1;31",
+        };
+        self.wrap(code, &format!("{:<8}", status.word()))
+    }
+
+    fn wrap(&self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
+pub fn render_text(
+    out: &mut impl Write,
+    report: &Report,
+    color: bool,
+    quiet: bool,
+    verbose: bool,
+) -> std::io::Result<()> {
+    let paint = Paint(color);
+    if !quiet {
+        writeln!(
+            out,
+            "django-migrator {} · Django {} · {} database{}",
+            report.command,
+            report.django_version,
+            report.aliases.len(),
+            if report.aliases.len() == 1 { "" } else { "s" }
+        )?;
+        let width = report.aliases.iter().map(|a| a.alias.len()).max().unwrap_or(0).max(8);
+        for alias in &report.aliases {
+            writeln!(out)?;
+            write_alias(out, alias, &paint, width, verbose)?;
+        }
+        writeln!(out)?;
+    }
+    let unclean: Vec<String> = report
+        .aliases
+        .iter()
+        .filter(|a| !a.status.is_clean())
+        .map(|a| format!("{} ({})", a.alias, a.status.word().to_lowercase()))
+        .collect();
+    if unclean.is_empty() {
+        writeln!(out, "{}", paint.wrap("32", &format!("all {} clean", report.aliases.len())))
+    } else {
+        let line = format!(
+            "{} of {} not clean: {}",
+            unclean.len(),
+            report.aliases.len(),
+            unclean.join(", ")
+        );
+        writeln!(out, "{}", paint.wrap("1;31", &line))
+    }
+}
+
+fn write_alias(
+    out: &mut impl Write,
+    alias: &AliasReport,
+    paint: &Paint,
+    width: usize,
+    verbose: bool,
+) -> std::io::Result<()> {
+    let errors = alias.drift.iter().filter(|d| d.is_error()).count();
+    let summary = match alias.status {
+        Status::Skipped => alias.warnings.first().cloned().unwrap_or_default(),
+        _ => {
+            let mut parts = vec![];
+            if errors > 0 {
+                parts.push(format!("{errors} drifted"));
+            }
+            if !alias.migrated.is_empty() {
+                parts.push(format!("{} applied", alias.migrated.len()));
+            }
+            parts.push(format!("{} pending", alias.pending.len()));
+            let total: u64 = alias.timings_ms.values().sum();
+            parts.push(format!("{total} ms"));
+            parts.join(" · ")
+        }
+    };
+    writeln!(out, "{:<width$}  {}  {summary}", alias.alias, paint.status(alias.status))?;
+    let mut by_kind: BTreeMap<&str, Vec<&DriftRow>> = BTreeMap::new();
+    for row in &alias.drift {
+        by_kind.entry(row.kind.as_str()).or_default().push(row);
+    }
+    for (kind, rows) in by_kind {
+        writeln!(out, "    {kind} ({})", rows.len())?;
+        for row in rows {
+            writeln!(out, "      {}.{}: {}", row.app, row.name, row.detail)?;
+        }
+    }
+    let list = |label: &str, items: &[String], out: &mut dyn Write| -> std::io::Result<()> {
+        if !items.is_empty() {
+            writeln!(out, "    {label}: {}", items.join(", "))?;
+        }
+        Ok(())
+    };
+    if verbose || alias.migrated.len() <= 10 {
+        list("applied", &alias.migrated, out)?;
+    }
+    if verbose || alias.pending.len() <= 10 {
+        list("pending", &alias.pending, out)?;
+    } else {
+        writeln!(out, "    pending: {} migrations (-v lists them)", alias.pending.len())?;
+    }
+    let skip_first_warning = alias.status == Status::Skipped;
+    for warning in alias.warnings.iter().skip(usize::from(skip_first_warning)) {
+        writeln!(out, "    {} {warning}", paint.wrap("33", "warning:"))?;
+    }
+    for error in &alias.errors {
+        writeln!(out, "    {} {error}", paint.wrap("1;31", "error:"))?;
+    }
+    Ok(())
+}
