@@ -1,0 +1,51 @@
+# django_migrator — build, test and demo. Every target installs what it needs first
+# (scripts/ensure-deps.sh), and is quick when everything is already there.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PG_CONFIG := /usr/lib/postgresql/15/bin/pg_config
+PYTHON := .venv/bin/python
+# `cargo pgrx test` runs PostgreSQL as `postgres` (it refuses root) in a data directory that
+# user can create.
+PGTEST_DIR := /var/tmp/django-migrator-pgtest
+export USER ?= root
+
+.PHONY: help deps build test demo lint unit pgtest pytest e2e
+
+help:
+	@echo "make demo   install what is missing, build, and run django-migrator on the example project"
+	@echo "make test   install what is missing and run every test layer"
+	@echo "make build  build target/release/django-migrator and install the extension into PostgreSQL 15"
+
+deps:
+	@bash scripts/ensure-deps.sh
+
+# The release CLI, and the extension installed into the local PostgreSQL 15.
+build: deps
+	cargo build --release --locked -p django-migrator-cli
+	cargo pgrx install --release -p django_migrator --pg-config $(PG_CONFIG) >/dev/null
+
+lint: deps
+	cargo fmt --all --check
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+
+unit: deps
+	cargo test --locked -p django-migrator-core -p django-migrator-cli
+
+pgtest: deps
+	install -d -o postgres -g postgres $(PGTEST_DIR)
+	CARGO_PGRX_TEST_RUNAS=postgres CARGO_PGRX_TEST_PGDATA=$(PGTEST_DIR)/data \
+		cargo pgrx test -p django_migrator pg15
+
+pytest: deps
+	$(PYTHON) -m pytest tests/python -q
+
+e2e: build
+	$(PYTHON) -m pytest tests/e2e -q
+
+# pgtest installs a test build of the extension; `e2e` depends on `build`, which installs the
+# release build again before the end-to-end tests use it.
+test: lint unit pgtest pytest e2e
+
+demo: build
+	@bash scripts/demo.sh
