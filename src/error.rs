@@ -10,7 +10,9 @@ pub enum ExtError {
     Manifest(#[from] ManifestError),
     #[error("django_migrator: no manifest is loaded in this database")]
     NoManifest,
-    #[error("django_migrator: the session has no schema in its search_path to hold django_migrations")]
+    #[error(
+        "django_migrator: the session has no schema in its search_path to hold django_migrations"
+    )]
     NoSchema,
     #[error("django_migrator: stored manifest is unreadable: {0}")]
     StoredManifest(ManifestError),

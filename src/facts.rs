@@ -123,7 +123,7 @@ pub fn read_recorded(schema: &str) -> Result<Recorded, ExtError> {
 /// One set-based read of every relation, column, index and constraint in `schemas`.
 pub fn read_catalog(search_path: Vec<String>, schemas: &[String]) -> Result<Catalog, ExtError> {
     Spi::connect(|client| {
-        let relations = catalog_rows(&client, schemas)?;
+        let relations = catalog_rows(client, schemas)?;
         Ok(Catalog::new(search_path, relations))
     })
 }

@@ -49,6 +49,8 @@ type ScanRow = (
 /// Drift rows only, in graph order, then orphan records. Read-only.
 #[pg_extern(stable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
+// pgrx reads the column names from the literal tuple, so it cannot be a type alias here.
+#[allow(clippy::type_complexity)]
 fn scan() -> TableIterator<
     'static,
     (
@@ -94,6 +96,8 @@ type StatusRow = (
 /// One row per manifest migration, like `showmigrations`, with the physical truth.
 #[pg_extern(stable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
+// pgrx reads the column names from the literal tuple, so it cannot be a type alias here.
+#[allow(clippy::type_complexity)]
 fn status() -> TableIterator<
     'static,
     (

@@ -91,16 +91,29 @@ pub fn config(info: &Conninfo, timeout: Duration) -> anyhow::Result<Config> {
         .or_else(|| env("PGPORT"))
         .unwrap_or_else(|| "5432".into());
     for port in port.split(',') {
-        config.port(port.trim().parse().with_context(|| format!("invalid port {port:?}"))?);
+        config.port(
+            port.trim()
+                .parse()
+                .with_context(|| format!("invalid port {port:?}"))?,
+        );
     }
     if let Some(dbname) = info.get("dbname") {
         config.dbname(dbname);
     }
-    match info.get("user").map(str::to_owned).or_else(|| env("PGUSER")).or_else(|| env("USER")) {
+    match info
+        .get("user")
+        .map(str::to_owned)
+        .or_else(|| env("PGUSER"))
+        .or_else(|| env("USER"))
+    {
         Some(user) => config.user(&user),
         None => bail!("no database user: set USER in DATABASES"),
     };
-    if let Some(password) = info.get("password").map(str::to_owned).or_else(|| env("PGPASSWORD")) {
+    if let Some(password) = info
+        .get("password")
+        .map(str::to_owned)
+        .or_else(|| env("PGPASSWORD"))
+    {
         config.password(password);
     }
     if let Some(options) = info.get("options") {
@@ -170,7 +183,8 @@ impl Db {
     }
 
     pub fn unlock(&mut self) -> anyhow::Result<()> {
-        self.client.execute("SELECT django_migrator.unlock()", &[])?;
+        self.client
+            .execute("SELECT django_migrator.unlock()", &[])?;
         Ok(())
     }
 
@@ -191,7 +205,10 @@ impl Db {
     }
 
     /// Runs `f` in a transaction that is always rolled back: nothing it does is kept.
-    pub fn read_only<T>(&mut self, f: impl FnOnce(&mut Db) -> anyhow::Result<T>) -> anyhow::Result<T> {
+    pub fn read_only<T>(
+        &mut self,
+        f: impl FnOnce(&mut Db) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
         self.client.batch_execute("BEGIN")?;
         let result = f(self);
         self.client.batch_execute("ROLLBACK")?;

@@ -51,7 +51,10 @@ impl fmt::Debug for Conninfo {
 
 impl Conninfo {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 }
 
@@ -91,13 +94,16 @@ impl Export {
     }
 
     pub fn alias(&self, name: &str) -> anyhow::Result<&AliasExport> {
-        self.aliases.iter().find(|a| a.alias == name).ok_or_else(|| {
-            let known: Vec<&str> = self.aliases.iter().map(|a| a.alias.as_str()).collect();
-            anyhow::anyhow!(
-                "no database alias {name:?} in DATABASES (aliases: {})",
-                known.join(", ")
-            )
-        })
+        self.aliases
+            .iter()
+            .find(|a| a.alias == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.aliases.iter().map(|a| a.alias.as_str()).collect();
+                anyhow::anyhow!(
+                    "no database alias {name:?} in DATABASES (aliases: {})",
+                    known.join(", ")
+                )
+            })
     }
 
     /// The aliases to work on: `default` first, then alphabetical (the SPEC's order), limited
@@ -111,7 +117,9 @@ impl Export {
             .iter()
             .filter(|a| only.is_empty() || only.contains(&a.alias))
             .collect();
-        aliases.sort_by(|a, b| (a.alias != "default", &a.alias).cmp(&(b.alias != "default", &b.alias)));
+        aliases.sort_by(|a, b| {
+            (a.alias != "default", &a.alias).cmp(&(b.alias != "default", &b.alias))
+        });
         Ok(aliases)
     }
 }
@@ -132,7 +140,12 @@ mod tests {
     #[test]
     fn default_comes_first_then_alphabetical() {
         let e = export(&["zeta", "analytics", "default", "Beta"]);
-        let names: Vec<_> = e.ordered(&[]).unwrap().iter().map(|a| a.alias.as_str()).collect();
+        let names: Vec<_> = e
+            .ordered(&[])
+            .unwrap()
+            .iter()
+            .map(|a| a.alias.as_str())
+            .collect();
         assert_eq!(names, ["default", "Beta", "analytics", "zeta"]);
     }
 
@@ -140,14 +153,20 @@ mod tests {
     fn unknown_aliases_are_named() {
         let e = export(&["default"]);
         let error = e.ordered(&["nope".into()]).unwrap_err().to_string();
-        assert_eq!(error, "no database alias \"nope\" in DATABASES (aliases: default)");
+        assert_eq!(
+            error,
+            "no database alias \"nope\" in DATABASES (aliases: default)"
+        );
     }
 
     #[test]
     fn versions_are_checked_first() {
         let error = Export::parse(r#"{"export_version": 7, "aliases": 1}"#).unwrap_err();
         assert!(error.to_string().contains("export_version 7"), "{error}");
-        assert!(Export::parse("garbage").unwrap_err().to_string().contains("not valid JSON"));
+        assert!(Export::parse("garbage")
+            .unwrap_err()
+            .to_string()
+            .contains("not valid JSON"));
     }
 
     #[test]

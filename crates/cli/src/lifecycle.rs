@@ -60,12 +60,23 @@ pub fn run_all(
     for alias in aliases {
         if stopped {
             let mut report = AliasReport::new(&alias.alias);
-            report.warnings.push("not run: --fail-fast stopped at an earlier alias".into());
+            report
+                .warnings
+                .push("not run: --fail-fast stopped at an earlier alias".into());
             reports.push(report);
             continue;
         }
         let mut report = AliasReport::new(&alias.alias);
-        run_alias(project, global, flags, mode, alias, &mut seen, &mut report, &progress);
+        run_alias(
+            project,
+            global,
+            flags,
+            mode,
+            alias,
+            &mut seen,
+            &mut report,
+            &progress,
+        );
         report.settle();
         stopped = flags.fail_fast && !report.status.is_clean();
         reports.push(report);
@@ -76,7 +87,11 @@ pub fn run_all(
     timings.insert("total".to_owned(), ms(started));
     Ok(Report {
         format_version: crate::report::FORMAT_VERSION,
-        command: if mode == Mode::Check { "check" } else { "migrate-all" },
+        command: if mode == Mode::Check {
+            "check"
+        } else {
+            "migrate-all"
+        },
         all_clean: reports.iter().all(|r| r.status.is_clean()),
         django_version: export.django_version,
         aliases: reports,
@@ -110,7 +125,10 @@ fn connect_and_guard(
             report.guard(
                 "connection_live",
                 false,
-                format!("database of alias {:?} does not answer: {error:#}", alias.alias),
+                format!(
+                    "database of alias {:?} does not answer: {error:#}",
+                    alias.alias
+                ),
             );
             return None;
         }
@@ -126,23 +144,33 @@ fn connect_and_guard(
             return None;
         }
         Err(error) => {
-            report.errors.push(format!("cannot read pg_extension: {error:#}"));
+            report
+                .errors
+                .push(format!("cannot read pg_extension: {error:#}"));
             return None;
         }
     }
     let identity = match db.identity() {
         Ok(identity) => identity,
         Err(error) => {
-            report.errors.push(format!("django_migrator.identity() failed: {error:#}"));
+            report
+                .errors
+                .push(format!("django_migrator.identity() failed: {error:#}"));
             return None;
         }
     };
     report.guard(
         "connection_live",
         true,
-        format!("PostgreSQL {} · database {}", identity.server_version, identity.database_name),
+        format!(
+            "PostgreSQL {} · database {}",
+            identity.server_version, identity.database_name
+        ),
     );
-    if let Some((_, first)) = seen.iter().find(|(other, _)| other.same_database(&identity)) {
+    if let Some((_, first)) = seen
+        .iter()
+        .find(|(other, _)| other.same_database(&identity))
+    {
         let first = first.clone();
         let router = &alias.router;
         if router.migrate_models == 0 && router.write_models == 0 {
@@ -152,7 +180,9 @@ fn connect_and_guard(
                 format!("same database as {first}; the router neither migrates nor writes here"),
             );
             report.status = Status::Skipped;
-            report.warnings.push(format!("skipped: same database as {first}"));
+            report
+                .warnings
+                .push(format!("skipped: same database as {first}"));
         } else {
             report.guard(
                 "test_mirror_isolation",
@@ -200,28 +230,44 @@ fn run_alias(
         return;
     };
     let Some(manifest) = alias.manifest.as_ref() else {
-        report.errors.push("the exporter produced no manifest for this alias".into());
+        report
+            .errors
+            .push("the exporter produced no manifest for this alias".into());
         return;
     };
     let result = match mode {
         Mode::Check => check_alias(&mut db, manifest, report),
-        Mode::Migrate => migrate_alias(project, global, flags, alias, &mut db, manifest, report, progress),
+        Mode::Migrate => migrate_alias(
+            project, global, flags, alias, &mut db, manifest, report, progress,
+        ),
     };
     if let Err(error) = result {
         report.errors.push(format!("{error:#}"));
     }
 }
 
-fn check_alias(db: &mut Db, manifest: &serde_json::Value, report: &mut AliasReport) -> anyhow::Result<()> {
+fn check_alias(
+    db: &mut Db,
+    manifest: &serde_json::Value,
+    report: &mut AliasReport,
+) -> anyhow::Result<()> {
     match db.lock_holder()? {
         Some(holder) => {
-            report.guard("no_concurrent_migration", true, format!("lock held by {holder}"));
-            report
-                .warnings
-                .push(format!("a migration may be running: the lock is held by {holder}"));
+            report.guard(
+                "no_concurrent_migration",
+                true,
+                format!("lock held by {holder}"),
+            );
+            report.warnings.push(format!(
+                "a migration may be running: the lock is held by {holder}"
+            ));
         }
         None => {
-            report.guard("no_concurrent_migration", true, "the migration lock is free");
+            report.guard(
+                "no_concurrent_migration",
+                true,
+                "the migration lock is free",
+            );
         }
     }
     let started = Instant::now();
@@ -250,7 +296,10 @@ fn migrate_alias(
     let started = Instant::now();
     if flags.lock_timeout > 0.0 {
         if let Some(holder) = db.lock_holder()? {
-            progress.say(&format!("{}: waiting up to {} s for the migration lock held by {holder}", alias.alias, flags.lock_timeout));
+            progress.say(&format!(
+                "{}: waiting up to {} s for the migration lock held by {holder}",
+                alias.alias, flags.lock_timeout
+            ));
         }
     }
     let locked = db.lock(flags.lock_timeout, &db::holder_label())?;
@@ -263,7 +312,10 @@ fn migrate_alias(
         report.guard(
             "no_concurrent_migration",
             false,
-            format!("the migration lock is held by {holder}; waited {} s (--lock-timeout)", flags.lock_timeout),
+            format!(
+                "the migration lock is held by {holder}; waited {} s (--lock-timeout)",
+                flags.lock_timeout
+            ),
         );
         return Ok(());
     }
@@ -301,7 +353,10 @@ fn migrate_locked(
 
     let started = Instant::now();
     progress.say(&format!("{}: running Django's migrate", alias.alias));
-    let output = project.run_manage(global, &["migrate", "--database", &alias.alias, "--noinput"])?;
+    let output = project.run_manage(
+        global,
+        &["migrate", "--database", &alias.alias, "--noinput"],
+    )?;
     report.timings_ms.insert("migrate".into(), ms(started));
     report.migrated = applied_migrations(&output.stdout);
     if global.verbose && !output.stdout.trim().is_empty() {
@@ -365,7 +420,10 @@ fn install_alias(
 ) {
     if alias.vendor != "postgresql" {
         report.status = Status::Skipped;
-        report.warnings.push(format!("skipped: the {} backend is not PostgreSQL", alias.vendor));
+        report.warnings.push(format!(
+            "skipped: the {} backend is not PostgreSQL",
+            alias.vendor
+        ));
         return;
     }
     let timeout = Duration::from_secs(global.connect_timeout.max(1));
@@ -395,9 +453,14 @@ fn install_alias(
         }
     }
     if let Ok(identity) = db.identity() {
-        if let Some((_, first)) = seen.iter().find(|(other, _)| other.same_database(&identity)) {
+        if let Some((_, first)) = seen
+            .iter()
+            .find(|(other, _)| other.same_database(&identity))
+        {
             report.status = Status::Skipped;
-            report.warnings.insert(0, format!("skipped: same database as {first}"));
+            report
+                .warnings
+                .insert(0, format!("skipped: same database as {first}"));
         } else {
             seen.push((identity, alias.alias.clone()));
         }
@@ -411,7 +474,10 @@ mod tests {
     #[test]
     fn applied_migrations_are_read_from_djangos_output() {
         let out = "Operations to perform:\n  Apply all migrations: auth\nRunning migrations:\n  Applying contenttypes.0001_initial... OK\n  Applying auth.0001_initial... OK (0.012s)\n";
-        assert_eq!(applied_migrations(out), ["contenttypes.0001_initial", "auth.0001_initial"]);
+        assert_eq!(
+            applied_migrations(out),
+            ["contenttypes.0001_initial", "auth.0001_initial"]
+        );
         assert!(applied_migrations("No migrations to apply.").is_empty());
     }
 }

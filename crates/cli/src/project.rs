@@ -14,7 +14,8 @@ const EXPORTER: &str = include_str!("../../../python/django_migrator/exporter.py
 
 /// Runs the exporter file inside `manage.py shell`, where Django is already set up exactly as
 /// the project sets it up. Nothing it prints on stdout is read.
-const BOOTSTRAP: &str = "import os, runpy; runpy.run_path(os.environ['DJANGO_MIGRATOR_EXPORTER'], run_name='__main__')";
+const BOOTSTRAP: &str =
+    "import os, runpy; runpy.run_path(os.environ['DJANGO_MIGRATOR_EXPORTER'], run_name='__main__')";
 
 pub struct Project {
     pub manage: PathBuf,
@@ -145,4 +146,3 @@ pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.trim_end().lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
-

@@ -134,7 +134,9 @@ pub fn render(out: &mut impl Write, report: &Report, global: &Global) -> std::io
             let color = match global.color {
                 Color::Always => true,
                 Color::Never => false,
-                Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+                Color::Auto => {
+                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+                }
             };
             render_text(out, report, color, global.quiet, global.verbose)
         }
@@ -180,7 +182,13 @@ pub fn render_text(
             report.aliases.len(),
             if report.aliases.len() == 1 { "" } else { "s" }
         )?;
-        let width = report.aliases.iter().map(|a| a.alias.len()).max().unwrap_or(0).max(8);
+        let width = report
+            .aliases
+            .iter()
+            .map(|a| a.alias.len())
+            .max()
+            .unwrap_or(0)
+            .max(8);
         for alias in &report.aliases {
             writeln!(out)?;
             write_alias(out, alias, &paint, width, verbose)?;
@@ -194,7 +202,11 @@ pub fn render_text(
         .map(|a| format!("{} ({})", a.alias, a.status.word().to_lowercase()))
         .collect();
     if unclean.is_empty() {
-        writeln!(out, "{}", paint.wrap("32", &format!("all {} clean", report.aliases.len())))
+        writeln!(
+            out,
+            "{}",
+            paint.wrap("32", &format!("all {} clean", report.aliases.len()))
+        )
     } else {
         let line = format!(
             "{} of {} not clean: {}",
@@ -230,7 +242,12 @@ fn write_alias(
             parts.join(" · ")
         }
     };
-    writeln!(out, "{:<width$}  {}  {summary}", alias.alias, paint.status(alias.status))?;
+    writeln!(
+        out,
+        "{:<width$}  {}  {summary}",
+        alias.alias,
+        paint.status(alias.status)
+    )?;
     let mut by_kind: BTreeMap<&str, Vec<&DriftRow>> = BTreeMap::new();
     for row in &alias.drift {
         by_kind.entry(row.kind.as_str()).or_default().push(row);
@@ -253,7 +270,11 @@ fn write_alias(
     if verbose || alias.pending.len() <= 10 {
         list("pending", &alias.pending, out)?;
     } else {
-        writeln!(out, "    pending: {} migrations (-v lists them)", alias.pending.len())?;
+        writeln!(
+            out,
+            "    pending: {} migrations (-v lists them)",
+            alias.pending.len()
+        )?;
     }
     let skip_first_warning = alias.status == Status::Skipped;
     for warning in alias.warnings.iter().skip(usize::from(skip_first_warning)) {

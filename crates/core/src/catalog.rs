@@ -135,7 +135,10 @@ mod tests {
     #[test]
     fn long_names_resolve_to_their_truncated_form() {
         let long = "x".repeat(80);
-        let catalog = Catalog::new(vec!["public".into()], vec![rel("public", &"x".repeat(63), &[&"c".repeat(63)])]);
+        let catalog = Catalog::new(
+            vec!["public".into()],
+            vec![rel("public", &"x".repeat(63), &[&"c".repeat(63)])],
+        );
         let found = catalog.resolve(&table(None, &long)).unwrap();
         assert!(found.has_column(&"c".repeat(70)));
     }

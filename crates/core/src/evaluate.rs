@@ -255,7 +255,11 @@ fn describe(verdict: &Verdict) -> String {
         State::UnrecordedPresent => format!("not recorded, but {}", list(true)),
         State::HalfApplied => format!(
             "{}, {}: {} of {} checkable effects present; manual recovery needed",
-            if verdict.recorded { "recorded" } else { "not recorded" },
+            if verdict.recorded {
+                "recorded"
+            } else {
+                "not recorded"
+            },
             list(false),
             verdict.present,
             verdict.present + verdict.missing,
@@ -415,15 +419,36 @@ impl Model {
                 let id = self.table_id(table);
                 self.table_event(m, id, None);
                 self.table_ids.remove(&normal(table));
-                self.claim(m, Target::Table { id, name: normal(table) }, false);
+                self.claim(
+                    m,
+                    Target::Table {
+                        id,
+                        name: normal(table),
+                    },
+                    false,
+                );
             }
             RenameTable { old, new, .. } => {
                 let id = self.table_id(old);
                 self.table_ids.remove(&normal(old));
                 self.table_ids.insert(normal(new), id);
                 self.table_event(m, id, Some(normal(new)));
-                self.claim(m, Target::Table { id, name: normal(new) }, true);
-                self.claim(m, Target::Table { id, name: normal(old) }, false);
+                self.claim(
+                    m,
+                    Target::Table {
+                        id,
+                        name: normal(new),
+                    },
+                    true,
+                );
+                self.claim(
+                    m,
+                    Target::Table {
+                        id,
+                        name: normal(old),
+                    },
+                    false,
+                );
             }
             AddColumn { table, column, .. } => {
                 let table = self.table_id(table);
@@ -433,7 +458,9 @@ impl Model {
                 let table = self.table_id(table);
                 self.drop_child(m, table, ChildKind::Column, column);
             }
-            RenameColumn { table, old, new, .. } => {
+            RenameColumn {
+                table, old, new, ..
+            } => {
                 let table = self.table_id(table);
                 self.rename_child(m, table, ChildKind::Column, old, new);
             }
@@ -445,7 +472,9 @@ impl Model {
                 let table = self.table_id(table);
                 self.drop_child(m, table, ChildKind::Index, name);
             }
-            RenameIndex { table, old, new, .. } => {
+            RenameIndex {
+                table, old, new, ..
+            } => {
                 let table = self.table_id(table);
                 self.rename_child(m, table, ChildKind::Index, old, new);
             }
@@ -583,8 +612,22 @@ impl Model {
         self.child_ids.remove(&old_key);
         self.child_ids.insert(new_key.clone(), id);
         self.child_event(m, id, Some(new));
-        self.claim(m, Target::Child { id, name: new_key.2 }, true);
-        self.claim(m, Target::Child { id, name: old_key.2 }, false);
+        self.claim(
+            m,
+            Target::Child {
+                id,
+                name: new_key.2,
+            },
+            true,
+        );
+        self.claim(
+            m,
+            Target::Child {
+                id,
+                name: old_key.2,
+            },
+            false,
+        );
     }
 
     // -----------------------------------------------------------------------------------------
@@ -608,20 +651,17 @@ impl Model {
         catalog: &Catalog,
         applies: &dyn Fn(usize) -> bool,
     ) -> Option<ObjectCheck> {
-        let later_applied = |events: &mut dyn Iterator<Item = (usize, usize)>| {
-            for (seq, migration) in events {
-                if seq > claim.seq && applies(migration) {
-                    return true;
-                }
-            }
-            false
-        };
         match &claim.target {
             Target::Table { id, name } => {
                 let superseded = if claim.present {
-                    later_applied(&mut self.tables[*id].events.iter().map(|e| (e.seq, e.migration)))
+                    let events = self.tables[*id].events.iter().map(|e| (e.seq, e.migration));
+                    applied_after(claim.seq, events, applies)
                 } else {
-                    self.name_taken_later(&NameKey::Table(name.clone()), &later_applied)
+                    applied_after(
+                        claim.seq,
+                        self.takers(&NameKey::Table(name.clone())),
+                        applies,
+                    )
                 };
                 if superseded {
                     return None;
@@ -640,10 +680,11 @@ impl Model {
             Target::Child { id, name } => {
                 let child = &self.children[*id];
                 let superseded = if claim.present {
-                    later_applied(&mut child.events.iter().map(|e| (e.seq, e.migration)))
+                    let events = child.events.iter().map(|e| (e.seq, e.migration));
+                    applied_after(claim.seq, events, applies)
                 } else {
                     let key = NameKey::Child(child.table, child.kind.namespace(), name.clone());
-                    self.name_taken_later(&key, &later_applied)
+                    applied_after(claim.seq, self.takers(&key), applies)
                 };
                 if superseded {
                     return None;
@@ -667,14 +708,9 @@ impl Model {
         }
     }
 
-    fn name_taken_later(
-        &self,
-        key: &NameKey,
-        later_applied: &dyn Fn(&mut dyn Iterator<Item = (usize, usize)>) -> bool,
-    ) -> bool {
-        self.name_takers
-            .get(key)
-            .is_some_and(|takers| later_applied(&mut takers.iter().copied()))
+    /// Every event that gave `key`'s name to something, as (seq, migration).
+    fn takers(&self, key: &NameKey) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.name_takers.get(key).into_iter().flatten().copied()
     }
 
     /// Where a table is expected to be for a claim made at `seq`: its name then, carried
@@ -694,6 +730,16 @@ impl Model {
         }
         name
     }
+}
+
+/// Whether any of `events` (seq, migration) comes after `seq` and belongs to a migration that
+/// applies.
+fn applied_after(
+    seq: usize,
+    mut events: impl Iterator<Item = (usize, usize)>,
+    applies: &dyn Fn(usize) -> bool,
+) -> bool {
+    events.any(|(event_seq, migration)| event_seq > seq && applies(migration))
 }
 
 #[cfg(test)]

@@ -25,7 +25,10 @@ mod tests {
 
     #[test]
     fn short_names_are_kept_as_they_are() {
-        assert_eq!(physical_name("Mixed Case \"quoted\""), "Mixed Case \"quoted\"");
+        assert_eq!(
+            physical_name("Mixed Case \"quoted\""),
+            "Mixed Case \"quoted\""
+        );
     }
 
     #[test]

@@ -29,7 +29,9 @@ pub enum ManifestError {
     TooLarge(usize),
     #[error("migration {app}.{name} is listed twice")]
     Duplicate { app: String, name: String },
-    #[error("migration {app}.{name} depends on {dep_app}.{dep_name}, which is not in the manifest")]
+    #[error(
+        "migration {app}.{name} depends on {dep_app}.{dep_name}, which is not in the manifest"
+    )]
     UnknownDependency {
         app: String,
         name: String,
@@ -410,19 +412,53 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             ("not json", "manifest is not valid"),
             (r#"{"alias": "x", "migrations": []}"#, "no format_version"),
-            (r#"{"format_version": 9, "alias": "x", "migrations": []}"#, "format_version 9 is not supported"),
-            (r#"{"format_version": 1, "alias": " ", "migrations": []}"#, "alias must be a non-empty"),
-            (&manifest(r#"[{"app": "a", "name": "1"}, {"app": "a", "name": "1"}]"#), "a.1 is listed twice"),
-            (&manifest(r#"[{"app": "a", "name": "1", "dependencies": [["b", "1"]]}]"#), "depends on b.1, which is not in the manifest"),
-            (&manifest(r#"[{"app": "a", "name": "1", "dependencies": [["a", "2"]]}, {"app": "a", "name": "2"}]"#), "which comes later"),
-            (&manifest(r#"[{"app": "a", "name": "1", "dependencies": [["a", "1"]]}]"#), "which comes later"),
-            (&manifest(r#"[{"app": "a", "name": "1", "effects": [{"kind": "explode"}]}]"#), "unknown variant `explode`"),
-            (&manifest(r#"[{"app": "", "name": "1"}]"#), "the app label in migration .1"),
-            (&manifest(r#"[{"app": "a", "name": "1", "effects": [{"kind": "add_column", "table": {"name": "t"}, "column": "a\u0000b"}]}]"#), "column, index or constraint name"),
+            (
+                r#"{"format_version": 9, "alias": "x", "migrations": []}"#,
+                "format_version 9 is not supported",
+            ),
+            (
+                r#"{"format_version": 1, "alias": " ", "migrations": []}"#,
+                "alias must be a non-empty",
+            ),
+            (
+                &manifest(r#"[{"app": "a", "name": "1"}, {"app": "a", "name": "1"}]"#),
+                "a.1 is listed twice",
+            ),
+            (
+                &manifest(r#"[{"app": "a", "name": "1", "dependencies": [["b", "1"]]}]"#),
+                "depends on b.1, which is not in the manifest",
+            ),
+            (
+                &manifest(
+                    r#"[{"app": "a", "name": "1", "dependencies": [["a", "2"]]}, {"app": "a", "name": "2"}]"#,
+                ),
+                "which comes later",
+            ),
+            (
+                &manifest(r#"[{"app": "a", "name": "1", "dependencies": [["a", "1"]]}]"#),
+                "which comes later",
+            ),
+            (
+                &manifest(r#"[{"app": "a", "name": "1", "effects": [{"kind": "explode"}]}]"#),
+                "unknown variant `explode`",
+            ),
+            (
+                &manifest(r#"[{"app": "", "name": "1"}]"#),
+                "the app label in migration .1",
+            ),
+            (
+                &manifest(
+                    r#"[{"app": "a", "name": "1", "effects": [{"kind": "add_column", "table": {"name": "t"}, "column": "a\u0000b"}]}]"#,
+                ),
+                "column, index or constraint name",
+            ),
         ];
         for (input, expected) in cases {
             let error = Manifest::parse(input).expect_err(input).to_string();
-            assert!(error.contains(expected), "{input}: got {error:?}, expected {expected:?}");
+            assert!(
+                error.contains(expected),
+                "{input}: got {error:?}, expected {expected:?}"
+            );
         }
     }
 

@@ -122,10 +122,16 @@ fn a_deleted_row_without_evidence_makes_its_dependents_inconsistent() {
 #[test]
 fn a_dropped_column_is_blamed_on_the_migration_that_added_it() {
     let cat = catalog(&[("shop_item", &["id", "name"], &[])]);
-    assert_eq!(drift(&shop(), &cat, &recorded(ALL)), vec!["shop.0002=recorded_missing"]);
+    assert_eq!(
+        drift(&shop(), &cat, &recorded(ALL)),
+        vec!["shop.0002=recorded_missing"]
+    );
     // A dropped renamed column is blamed on the rename, not on the creator.
     let cat = catalog(&[("shop_item", &["id", "price"], &[])]);
-    assert_eq!(drift(&shop(), &cat, &recorded(ALL)), vec!["shop.0003=recorded_missing"]);
+    assert_eq!(
+        drift(&shop(), &cat, &recorded(ALL)),
+        vec!["shop.0003=recorded_missing"]
+    );
 }
 
 #[test]
@@ -158,10 +164,19 @@ fn a_removed_column_must_be_gone_once_the_removal_is_recorded() {
     let still = catalog(&[("ct", &["id", "name", "model"], &[])]);
     assert!(drift(&m, &gone, &recorded(&["ct.0001", "ct.0002"])).is_empty());
     assert!(drift(&m, &still, &recorded(&["ct.0001"])).is_empty());
-    assert_eq!(drift(&m, &gone, &recorded(&["ct.0001"])), vec!["ct.0002=unrecorded_present"]);
-    assert_eq!(drift(&m, &still, &recorded(&["ct.0001", "ct.0002"])), vec!["ct.0002=recorded_missing"]);
+    assert_eq!(
+        drift(&m, &gone, &recorded(&["ct.0001"])),
+        vec!["ct.0002=unrecorded_present"]
+    );
+    assert_eq!(
+        drift(&m, &still, &recorded(&["ct.0001", "ct.0002"])),
+        vec!["ct.0002=recorded_missing"]
+    );
     // Without its table, the removal proves nothing; the creator owns the missing table.
-    assert_eq!(drift(&m, &catalog(&[]), &recorded(&["ct.0001", "ct.0002"])), vec!["ct.0001=recorded_missing"]);
+    assert_eq!(
+        drift(&m, &catalog(&[]), &recorded(&["ct.0001", "ct.0002"])),
+        vec!["ct.0001=recorded_missing"]
+    );
 }
 
 #[test]
@@ -176,12 +191,22 @@ fn renamed_tables_are_followed_and_blamed_on_the_latest_rename() {
     ]));
     let all = recorded(&["a.0001", "a.0002", "a.0003"]);
     assert!(drift(&m, &catalog(&[("a_new", &["id", "x", "y"], &[])]), &all).is_empty());
-    assert_eq!(drift(&m, &catalog(&[]), &all), vec!["a.0002=recorded_missing"]);
+    assert_eq!(
+        drift(&m, &catalog(&[]), &all),
+        vec!["a.0002=recorded_missing"]
+    );
     // A column created before the rename is looked for under the new table name.
-    assert_eq!(drift(&m, &catalog(&[("a_new", &["id", "y"], &[])]), &all), vec!["a.0001=half_applied"]);
+    assert_eq!(
+        drift(&m, &catalog(&[("a_new", &["id", "y"], &[])]), &all),
+        vec!["a.0001=half_applied"]
+    );
     // The rename never ran although recorded: the old table is still there.
     assert_eq!(
-        drift(&m, &catalog(&[("a_old", &["id", "x"], &[])]), &recorded(&["a.0001", "a.0002"])),
+        drift(
+            &m,
+            &catalog(&[("a_old", &["id", "x"], &[])]),
+            &recorded(&["a.0001", "a.0002"])
+        ),
         vec!["a.0002=recorded_missing"]
     );
 }
@@ -195,7 +220,10 @@ fn a_dropped_table_that_is_still_there_is_drift_but_an_absent_one_proves_nothing
     let both = recorded(&["a.0001", "a.0002"]);
     assert!(drift(&m, &catalog(&[]), &both).is_empty());
     assert!(drift(&m, &catalog(&[]), &recorded(&[])).is_empty());
-    assert_eq!(drift(&m, &catalog(&[("a_t", &["id"], &[])]), &both), vec!["a.0002=recorded_missing"]);
+    assert_eq!(
+        drift(&m, &catalog(&[("a_t", &["id"], &[])]), &both),
+        vec!["a.0002=recorded_missing"]
+    );
 }
 
 #[test]
@@ -223,9 +251,15 @@ fn indexes_and_constraints_are_checked_by_name_on_their_table() {
     let good = catalog(&[("a_t", &["id"], &["a_t_id_idx", "a_t_positive"])]);
     assert!(drift(&m, &good, &all).is_empty());
     let no_constraint = catalog(&[("a_t", &["id"], &["a_t_id_idx"])]);
-    assert_eq!(drift(&m, &no_constraint, &all), vec!["a.0002=recorded_missing"]);
+    assert_eq!(
+        drift(&m, &no_constraint, &all),
+        vec!["a.0002=recorded_missing"]
+    );
     let not_renamed = catalog(&[("a_t", &["id"], &["a_t_idx", "a_t_positive"])]);
-    assert_eq!(drift(&m, &not_renamed, &all), vec!["a.0003=recorded_missing"]);
+    assert_eq!(
+        drift(&m, &not_renamed, &all),
+        vec!["a.0003=recorded_missing"]
+    );
 }
 
 #[test]
@@ -239,7 +273,10 @@ fn squashed_migrations_count_as_recorded_through_their_replaced_rows() {
     assert_eq!(eval.drift().count(), 0);
     assert!(eval.migrations[0].recorded);
     // Only part of the replaced set recorded: not applied as a whole.
-    assert_eq!(drift(&m, &cat, &recorded(&["a.0001"])), vec!["a.0001_squashed_0002=unrecorded_present"]);
+    assert_eq!(
+        drift(&m, &cat, &recorded(&["a.0001"])),
+        vec!["a.0001_squashed_0002=unrecorded_present"]
+    );
 }
 
 #[test]
@@ -249,7 +286,10 @@ fn rows_without_a_migration_are_orphans_listed_last() {
     rows.extend(["gone.0001_initial", "shop.0099_deleted"]);
     assert_eq!(
         drift(&shop(), &cat, &recorded(&rows)),
-        vec!["gone.0001_initial=orphan_record", "shop.0099_deleted=orphan_record"]
+        vec![
+            "gone.0001_initial=orphan_record",
+            "shop.0099_deleted=orphan_record"
+        ]
     );
 }
 
@@ -263,9 +303,24 @@ fn objects_list_what_was_checked() {
     assert_eq!(
         first.objects,
         vec![
-            ObjectCheck { object: "table", name: "shop_item".into(), expected: "present", ok: true },
-            ObjectCheck { object: "column", name: "shop_item.id".into(), expected: "present", ok: true },
-            ObjectCheck { object: "column", name: "shop_item.title".into(), expected: "present", ok: false },
+            ObjectCheck {
+                object: "table",
+                name: "shop_item".into(),
+                expected: "present",
+                ok: true
+            },
+            ObjectCheck {
+                object: "column",
+                name: "shop_item.id".into(),
+                expected: "present",
+                ok: true
+            },
+            ObjectCheck {
+                object: "column",
+                name: "shop_item.title".into(),
+                expected: "present",
+                ok: false
+            },
         ]
     );
     assert_eq!(
@@ -283,5 +338,8 @@ fn names_are_compared_as_postgresql_stores_them() {
     let cat = catalog(&[(&"t".repeat(63), &["Id"], &[])]);
     assert!(drift(&m, &cat, &recorded(&["a.0001"])).is_empty());
     let lower = catalog(&[(&"t".repeat(63), &["id"], &[])]);
-    assert_eq!(drift(&m, &lower, &recorded(&["a.0001"])), vec!["a.0001=half_applied"]);
+    assert_eq!(
+        drift(&m, &lower, &recorded(&["a.0001"])),
+        vec!["a.0001=half_applied"]
+    );
 }
