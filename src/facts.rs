@@ -3,7 +3,7 @@
 //! Every statement is parameterised and schema-qualified, with one exception that cannot be a
 //! parameter: the schema of `django_migrations`, which is quoted with `quote_identifier`.
 
-use django_migrator_core::{Catalog, Manifest, Recorded, Relation};
+use django_migrator_core::{Catalog, IndexShape, Manifest, Recorded, Relation};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
@@ -139,7 +139,18 @@ fn catalog_rows(client: &SpiClient<'_>, schemas: &[String]) -> Result<Vec<Relati
                        WHERE x.indrelid = c.oid
                       UNION
                       SELECT k.conname::text FROM pg_catalog.pg_constraint k
-                       WHERE k.conrelid = c.oid)
+                       WHERE k.conrelid = c.oid),
+                -- Plain indexes by key columns: 'u' or 'i', then the columns as a JSON array.
+                ARRAY(SELECT CASE WHEN x.indisunique THEN 'u' ELSE 'i' END
+                             || pg_catalog.array_to_json(ARRAY(
+                                    SELECT a.attname::text
+                                      FROM pg_catalog.unnest((x.indkey::pg_catalog.int2[])[0:x.indnkeyatts - 1])
+                                           WITH ORDINALITY AS k(attnum, ord)
+                                      JOIN pg_catalog.pg_attribute a
+                                        ON a.attrelid = x.indrelid AND a.attnum = k.attnum
+                                     ORDER BY k.ord))::text
+                        FROM pg_catalog.pg_index x
+                       WHERE x.indrelid = c.oid AND x.indpred IS NULL AND x.indexprs IS NULL)
            FROM pg_catalog.pg_class c
            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
           WHERE n.nspname = ANY ($1::pg_catalog.name[])
@@ -154,7 +165,24 @@ fn catalog_rows(client: &SpiClient<'_>, schemas: &[String]) -> Result<Vec<Relati
             name: row.get(2)?.unwrap_or_default(),
             columns: row.get(3)?.unwrap_or_default(),
             objects: row.get(4)?.unwrap_or_default(),
+            indexes: row
+                .get::<Vec<String>>(5)?
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|encoded| index_shape(encoded))
+                .collect(),
         });
     }
     Ok(relations)
+}
+
+/// Decodes `u["a","b"]` / `i["c"]` from the catalog query.
+fn index_shape(encoded: &str) -> Option<IndexShape> {
+    let unique = match encoded.as_bytes().first()? {
+        b'u' => true,
+        b'i' => false,
+        _ => return None,
+    };
+    let columns = serde_json::from_str(&encoded[1..]).ok()?;
+    Some(IndexShape { unique, columns })
 }

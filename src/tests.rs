@@ -235,3 +235,21 @@ fn identity_names_this_database() {
         Spi::get_one::<String>("SELECT current_database()::text").unwrap()
     );
 }
+
+#[pg_test]
+fn unique_together_is_judged_by_the_columns_an_index_covers() {
+    Spi::run(
+        "CREATE TABLE public.pair (id bigint PRIMARY KEY, a int, b int);
+         CREATE UNIQUE INDEX pair_generated_name_1 ON public.pair (b, a);",
+    )
+    .unwrap();
+    load(json!({"format_version": 1, "alias": "default", "migrations": [
+        {"app": "p", "name": "0001", "effects": [
+            {"kind": "create_table", "table": {"name": "pair"}, "columns": ["id", "a", "b"]},
+            {"kind": "alter_unique_together", "table": {"name": "pair"}, "old": [], "new": [["a", "b"]]}]}]}));
+    // Not recorded, everything present.
+    assert_eq!(scan_rows(), vec!["p.0001=unrecorded_present"]);
+    Spi::run("DROP INDEX public.pair_generated_name_1; CREATE INDEX pair_plain ON public.pair (a, b);")
+        .unwrap();
+    assert_eq!(scan_rows(), vec!["p.0001=half_applied"]);
+}

@@ -112,6 +112,13 @@ class _Recorder:
             if has_column:
                 columns.append(field.column)
         self.record("create_table", table=table_ref(model._meta.db_table), columns=columns)
+        # Django creates Meta.constraints with the table and Meta.indexes right after it; both
+        # carry explicit names in migrations, so they are checkable like AddIndex/AddConstraint.
+        for constraint in model._meta.constraints:
+            self.add_constraint(model, constraint)
+        for index in model._meta.indexes:
+            if index.name:
+                self.add_index(model, index)
         for field in model._meta.local_many_to_many:
             if field.remote_field.through._meta.auto_created:
                 self.create_model(field.remote_field.through)

@@ -15,6 +15,15 @@ pub struct Relation {
     /// constraints (`CHECK`, `UNIQUE`) and sometimes only indexes (a conditional
     /// `UniqueConstraint`), so both live in one namespace here.
     pub objects: Vec<String>,
+    /// Plain (non-partial, non-expression) indexes by their key columns, in order, including
+    /// those behind UNIQUE and PRIMARY KEY constraints.
+    pub indexes: Vec<IndexShape>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexShape {
+    pub unique: bool,
+    pub columns: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -90,6 +99,19 @@ impl FoundRelation<'_> {
     pub fn has_object(&self, name: &str) -> bool {
         self.0.objects.contains(physical_name(name))
     }
+
+    /// Whether an index covers exactly `columns` (in any order), unique if `unique` is asked.
+    /// `unique_together` and `index_together` are judged this way, because their constraint
+    /// and index names are generated and differ between Django versions.
+    pub fn has_index_on(&self, columns: &[&str], unique: bool) -> bool {
+        let mut wanted: Vec<&str> = columns.iter().map(|c| physical_name(c)).collect();
+        wanted.sort_unstable();
+        self.0.relation.indexes.iter().any(|index| {
+            let mut have: Vec<&str> = index.columns.iter().map(String::as_str).collect();
+            have.sort_unstable();
+            (index.unique || !unique) && have == wanted
+        })
+    }
 }
 
 #[cfg(test)]
@@ -102,6 +124,7 @@ mod tests {
             name: name.into(),
             columns: columns.iter().map(|c| c.to_string()).collect(),
             objects: vec![],
+            indexes: vec![],
         }
     }
 
@@ -130,6 +153,28 @@ mod tests {
         assert!(catalog.resolve(&table(Some("audit"), "Log")).is_some());
         assert!(catalog.resolve(&table(Some("audit"), "log")).is_none());
         assert!(catalog.resolve(&table(None, "Log")).is_none());
+    }
+
+    #[test]
+    fn index_shapes_match_by_column_set_and_uniqueness() {
+        let mut relation = rel("public", "t", &["a", "b", "c"]);
+        relation.indexes = vec![
+            IndexShape {
+                unique: true,
+                columns: vec!["b".into(), "a".into()],
+            },
+            IndexShape {
+                unique: false,
+                columns: vec!["c".into()],
+            },
+        ];
+        let catalog = Catalog::new(vec!["public".into()], vec![relation]);
+        let found = catalog.resolve(&table(None, "t")).unwrap();
+        assert!(found.has_index_on(&["a", "b"], true));
+        assert!(found.has_index_on(&["a", "b"], false));
+        assert!(found.has_index_on(&["c"], false));
+        assert!(!found.has_index_on(&["c"], true));
+        assert!(!found.has_index_on(&["a"], false));
     }
 
     #[test]

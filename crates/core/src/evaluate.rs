@@ -346,6 +346,7 @@ struct TableObject {
 struct ChildObject {
     table: usize,
     kind: ChildKind,
+    initial: String,
     events: Vec<Event<String>>,
 }
 
@@ -357,9 +358,22 @@ enum NameKey {
 
 #[derive(Debug)]
 enum Target {
-    Table { id: usize, name: TableRef },
-    Child { id: usize, name: String },
+    Table {
+        id: usize,
+        name: TableRef,
+    },
+    Child {
+        id: usize,
+        name: String,
+    },
+    /// A `unique_together` / `index_together` entry: an index over these column identities.
+    ColumnSet {
+        key: SetKey,
+    },
 }
+
+/// (table identity, unique, sorted column identities).
+type SetKey = (usize, bool, Vec<usize>);
 
 #[derive(Debug)]
 struct Claim {
@@ -379,6 +393,8 @@ struct Model {
     /// Every event that gives a name to something, by name: an absence claim on that name is
     /// void once something else effectively takes the name.
     name_takers: HashMap<NameKey, Vec<(usize, usize)>>,
+    /// When each together-set was removed again, as (seq, migration).
+    set_removals: HashMap<SetKey, Vec<(usize, usize)>>,
     claims: Vec<Vec<Claim>>,
     seq: usize,
 }
@@ -486,11 +502,50 @@ impl Model {
                 let table = self.table_id(table);
                 self.drop_child(m, table, ChildKind::Constraint, name);
             }
-            // Not yet judged: no claim, so they can never make a migration look drifted.
-            AlterColumn { .. }
-            | AlterUniqueTogether { .. }
-            | AlterIndexTogether { .. }
-            | Opaque { .. } => {}
+            AlterUniqueTogether {
+                table, old, new, ..
+            } => self.alter_together(m, table, old, new, true),
+            AlterIndexTogether {
+                table, old, new, ..
+            } => self.alter_together(m, table, old, new, false),
+            // Not judged: no claim, so they can never make a migration look drifted.
+            AlterColumn { .. } | Opaque { .. } => {}
+        }
+    }
+
+    /// Sets added by this migration are claimed; sets it removes end earlier claims. Removal
+    /// is not itself evidence: another constraint may cover the same columns.
+    fn alter_together(
+        &mut self,
+        m: usize,
+        table: &TableRef,
+        old: &[Vec<String>],
+        new: &[Vec<String>],
+        unique: bool,
+    ) {
+        let table = self.table_id(table);
+        let keys = |sets: &[Vec<String>], model: &mut Model| -> Vec<SetKey> {
+            sets.iter()
+                .map(|set| {
+                    let mut ids: Vec<usize> = set
+                        .iter()
+                        .map(|c| model.child_id(table, ChildKind::Column, c))
+                        .collect();
+                    ids.sort_unstable();
+                    (table, unique, ids)
+                })
+                .collect()
+        };
+        let old = keys(old, self);
+        let new = keys(new, self);
+        for key in old.iter().filter(|k| !new.contains(k)) {
+            self.set_removals
+                .entry(key.clone())
+                .or_default()
+                .push((self.seq, m));
+        }
+        for key in new.into_iter().filter(|k| !old.contains(k)) {
+            self.claim(m, Target::ColumnSet { key }, true);
         }
     }
 
@@ -575,6 +630,7 @@ impl Model {
         self.children.push(ChildObject {
             table,
             kind,
+            initial: key.2.clone(),
             events: vec![],
         });
         self.child_ids.insert(key, id);
@@ -587,6 +643,7 @@ impl Model {
         self.children.push(ChildObject {
             table,
             kind,
+            initial: key.2.clone(),
             events: vec![],
         });
         self.child_ids.insert(key.clone(), id);
@@ -705,7 +762,51 @@ impl Model {
                     ok: found == claim.present,
                 })
             }
+            Target::ColumnSet { key } => {
+                let (table_id, unique, columns) = key;
+                let removals = self.set_removals.get(key).into_iter().flatten().copied();
+                if applied_after(claim.seq, removals, applies) {
+                    return None;
+                }
+                let table = self.table_location(*table_id, claim.seq, applies)?;
+                let relation = catalog.resolve(&table)?;
+                // Columns are followed through renames; a dropped column took the index along.
+                let names: Vec<String> = columns
+                    .iter()
+                    .map(|&id| self.child_location(id, claim.seq, applies))
+                    .collect::<Option<_>>()?;
+                let mut shown = names.clone();
+                shown.sort();
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                Some(ObjectCheck {
+                    object: if *unique {
+                        "unique_together"
+                    } else {
+                        "index_together"
+                    },
+                    name: format!("{table}({})", shown.join(", ")),
+                    expected: "present",
+                    ok: relation.has_index_on(&refs, *unique),
+                })
+            }
         }
+    }
+
+    /// A child's name for a claim made at `seq`: its name then, through later applied renames.
+    fn child_location(
+        &self,
+        id: usize,
+        seq: usize,
+        applies: &dyn Fn(usize) -> bool,
+    ) -> Option<String> {
+        let child = &self.children[id];
+        let mut name = Some(child.initial.clone());
+        for event in &child.events {
+            if event.seq <= seq || applies(event.migration) {
+                name = event.to.clone();
+            }
+        }
+        name
     }
 
     /// Every event that gave `key`'s name to something, as (seq, migration).

@@ -9,7 +9,7 @@ pub mod evaluate;
 pub mod ident;
 pub mod manifest;
 
-pub use catalog::{Catalog, Relation};
+pub use catalog::{Catalog, IndexShape, Relation};
 pub use evaluate::{evaluate, Evaluation, ObjectCheck, Recorded, State, Verdict};
 pub use manifest::{Effect, Manifest, ManifestError, Migration, TableRef};
 

@@ -2,6 +2,7 @@ use serde_json::json;
 
 use super::*;
 use crate::catalog::Relation;
+use crate::manifest::Migration;
 
 /// A manifest from `(app, name, dependencies, effects)` in plan order.
 fn manifest(migrations: serde_json::Value) -> Manifest {
@@ -23,6 +24,7 @@ fn catalog(relations: &[(&str, &[&str], &[&str])]) -> Catalog {
                 name: (*name).into(),
                 columns: columns.iter().map(|c| c.to_string()).collect(),
                 objects: objects.iter().map(|c| c.to_string()).collect(),
+                indexes: vec![],
             })
             .collect(),
     )
@@ -342,4 +344,86 @@ fn names_are_compared_as_postgresql_stores_them() {
         drift(&m, &lower, &recorded(&["a.0001"])),
         vec!["a.0001=half_applied"]
     );
+}
+
+fn with_indexes(
+    mut catalog_relations: Vec<Relation>,
+    indexes: &[(&str, bool, &[&str])],
+) -> Catalog {
+    for (table, unique, columns) in indexes {
+        let relation = catalog_relations
+            .iter_mut()
+            .find(|r| r.name == *table)
+            .unwrap();
+        relation.indexes.push(crate::catalog::IndexShape {
+            unique: *unique,
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+        });
+    }
+    Catalog::new(vec!["public".into()], catalog_relations)
+}
+
+fn rel(name: &str, columns: &[&str]) -> Relation {
+    Relation {
+        schema: "public".into(),
+        name: name.into(),
+        columns: columns.iter().map(|c| c.to_string()).collect(),
+        ..Relation::default()
+    }
+}
+
+/// t(a, b, c); 0002 makes (a, b) unique; 0003 renames b to bb; 0004 replaces it with (a, c).
+fn together() -> Manifest {
+    manifest(json!([
+        {"app": "a", "name": "0001", "effects": [
+            {"kind": "create_table", "table": t("t"), "columns": ["id", "a", "b", "c"]}]},
+        {"app": "a", "name": "0002", "dependencies": [["a", "0001"]], "effects": [
+            {"kind": "alter_unique_together", "table": t("t"), "old": [], "new": [["a", "b"]]}]},
+        {"app": "a", "name": "0003", "dependencies": [["a", "0002"]], "effects": [
+            {"kind": "rename_column", "table": t("t"), "old": "b", "new": "bb"}]},
+    ]))
+}
+
+#[test]
+fn unique_together_is_judged_by_columns_and_follows_renames() {
+    let all = recorded(&["a.0001", "a.0002", "a.0003"]);
+    let columns: &[&str] = &["id", "a", "bb", "c"];
+    let good = with_indexes(vec![rel("t", columns)], &[("t", true, &["bb", "a"])]);
+    assert!(drift(&together(), &good, &all).is_empty());
+    // A plain index does not make a unique constraint.
+    let plain = with_indexes(vec![rel("t", columns)], &[("t", false, &["a", "bb"])]);
+    assert_eq!(
+        drift(&together(), &plain, &all),
+        vec!["a.0002=recorded_missing"]
+    );
+    let eval = evaluate(&together(), &plain, &all);
+    assert_eq!(
+        eval.migrations[1].objects[0].name, "t(a, bb)",
+        "the claim follows the rename"
+    );
+}
+
+#[test]
+fn a_removed_unique_together_is_no_longer_expected() {
+    let mut m = together();
+    let extra = manifest(json!([
+        {"app": "a", "name": "0004", "effects": [
+            {"kind": "alter_unique_together", "table": t("t"), "old": [["a", "bb"]], "new": [["a", "c"]]}]},
+    ]));
+    m.migrations.push(Migration {
+        dependencies: vec![("a".into(), "0003".into())],
+        ..extra.migrations[0].clone()
+    });
+    let all = recorded(&["a.0001", "a.0002", "a.0003", "a.0004"]);
+    let cat = with_indexes(
+        vec![rel("t", &["id", "a", "bb", "c"])],
+        &[("t", true, &["a", "c"])],
+    );
+    assert!(drift(&m, &cat, &all).is_empty());
+    // Not yet run: the old set is still expected and the new one is pending.
+    let old = with_indexes(
+        vec![rel("t", &["id", "a", "bb", "c"])],
+        &[("t", true, &["a", "bb"])],
+    );
+    assert!(drift(&m, &old, &recorded(&["a.0001", "a.0002", "a.0003"])).is_empty());
 }
