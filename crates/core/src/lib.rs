@@ -8,10 +8,12 @@ pub mod catalog;
 pub mod evaluate;
 pub mod ident;
 pub mod manifest;
+pub mod repair;
 
 pub use catalog::{Catalog, IndexShape, Relation};
 pub use evaluate::{evaluate, Evaluation, ObjectCheck, Recorded, State, Verdict};
 pub use manifest::{Effect, Manifest, ManifestError, Migration, TableRef};
+pub use repair::{plan, Action, Plan, Step};
 
 /// The key of the session-level advisory lock that serialises deploys on one database.
 ///
