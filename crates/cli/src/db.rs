@@ -132,14 +132,29 @@ pub fn config(info: &Conninfo, timeout: Duration) -> anyhow::Result<Config> {
 }
 
 impl Db {
+    /// Connects and checks that the server answers a query, all within `timeout`.
+    ///
+    /// The driver's own connect timeout covers only the TCP connect; a server (or a proxy)
+    /// that accepts the connection and then never answers would hang the startup exchange. So
+    /// the whole handshake runs on a helper thread with one deadline; on timeout the thread is
+    /// abandoned, blocked in a read that ends with the process.
     pub fn connect(info: &Conninfo, timeout: Duration) -> anyhow::Result<Db> {
-        let client = config(info, timeout)?.connect(NoTls)?;
-        Ok(Db { client })
-    }
-
-    pub fn ping(&mut self) -> anyhow::Result<()> {
-        self.client.simple_query("SELECT 1")?;
-        Ok(())
+        let config = config(info, timeout)?;
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let result = config.connect(NoTls).and_then(|mut client| {
+                client.simple_query("SELECT 1")?;
+                Ok(client)
+            });
+            let _ = sender.send(result);
+        });
+        match receiver.recv_timeout(timeout) {
+            Ok(result) => Ok(Db { client: result? }),
+            Err(_) => bail!(
+                "no answer within {} s (--connect-timeout)",
+                timeout.as_secs_f64()
+            ),
+        }
     }
 
     pub fn extension_version(&mut self) -> anyhow::Result<Option<String>> {

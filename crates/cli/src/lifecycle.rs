@@ -117,7 +117,7 @@ fn connect_and_guard(
     }
     let started = Instant::now();
     let timeout = Duration::from_secs(global.connect_timeout.max(1));
-    let connected = Db::connect(&alias.conninfo, timeout).and_then(|mut db| db.ping().map(|_| db));
+    let connected = Db::connect(&alias.conninfo, timeout);
     report.timings_ms.insert("connect".into(), ms(started));
     let mut db = match connected {
         Ok(db) => db,

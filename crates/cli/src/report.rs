@@ -191,7 +191,7 @@ pub fn render_text(
             .max(8);
         for alias in &report.aliases {
             writeln!(out)?;
-            write_alias(out, alias, &paint, width, verbose)?;
+            write_alias(out, report.command, alias, &paint, width, verbose)?;
         }
         writeln!(out)?;
     }
@@ -220,14 +220,17 @@ pub fn render_text(
 
 fn write_alias(
     out: &mut impl Write,
+    command: &str,
     alias: &AliasReport,
     paint: &Paint,
     width: usize,
     verbose: bool,
 ) -> std::io::Result<()> {
     let errors = alias.drift.iter().filter(|d| d.is_error()).count();
+    // A skipped alias and an install say what happened in their first warning.
+    let headline = alias.status == Status::Skipped || command == "install";
     let summary = match alias.status {
-        Status::Skipped => alias.warnings.first().cloned().unwrap_or_default(),
+        _ if headline => alias.warnings.first().cloned().unwrap_or_default(),
         _ => {
             let mut parts = vec![];
             if errors > 0 {
@@ -276,8 +279,7 @@ fn write_alias(
             alias.pending.len()
         )?;
     }
-    let skip_first_warning = alias.status == Status::Skipped;
-    for warning in alias.warnings.iter().skip(usize::from(skip_first_warning)) {
+    for warning in alias.warnings.iter().skip(usize::from(headline)) {
         writeln!(out, "    {} {warning}", paint.wrap("33", "warning:"))?;
     }
     for error in &alias.errors {
