@@ -63,9 +63,10 @@ start() {
         chown postgres:postgres -- "$dir"
     fi
     chmod 0755 -- "$dir"
+    as_postgres test -w "$dir" ||
+        die "the postgres user cannot write to $dir (pick a path under /var/tmp or /tmp)"
     as_postgres touch "$dir/$MARKER"
     as_postgres mkdir -p -- "$sock"
-    as_postgres test -w "$dir" || die "the postgres user cannot write to $dir (pick a path under /var/tmp or /tmp)"
 
     # An interrupted earlier initdb leaves a partial data directory behind: start over.
     if [ -e "$data" ] && [ ! -f "$data/PG_VERSION" ]; then
