@@ -16,6 +16,16 @@ pub enum ExtError {
     NoSchema,
     #[error("django_migrator: stored manifest is unreadable: {0}")]
     StoredManifest(ManifestError),
+    #[error("django_migrator: the migration lock is held by {0}; no change was made")]
+    LockHeld(String),
+    #[error("django_migrator: {0}.django_migrations does not exist; nothing can be recorded before Django has created it")]
+    NoMigrationsTable(String),
+    #[error("django_migrator: repair would leave {0} recorded without a recorded dependency; nothing was changed")]
+    Inconsistent(String),
+    #[error("django_migrator: there is no repair {0} in django_migrator.repairs")]
+    RepairNotFound(i64),
+    #[error("django_migrator: cannot undo: {0}; nothing was changed")]
+    UndoRefused(String),
     #[error("django_migrator: {0}")]
     Spi(#[from] pgrx::spi::SpiError),
 }
@@ -31,6 +41,11 @@ impl ExtError {
             ExtError::NoManifest => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             ExtError::NoSchema => PgSqlErrorCode::ERRCODE_INVALID_SCHEMA_NAME,
             ExtError::StoredManifest(_) => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            ExtError::LockHeld(_) => PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+            ExtError::NoMigrationsTable(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            ExtError::Inconsistent(_) => PgSqlErrorCode::ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION,
+            ExtError::RepairNotFound(_) => PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
+            ExtError::UndoRefused(_) => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             ExtError::Spi(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
         }
     }

@@ -3,7 +3,9 @@
 //! Every statement is parameterised and schema-qualified, with one exception that cannot be a
 //! parameter: the schema of `django_migrations`, which is quoted with `quote_identifier`.
 
-use django_migrator_core::{Catalog, IndexShape, Manifest, Recorded, Relation};
+use django_migrator_core::{
+    evaluate, Catalog, Evaluation, IndexShape, Manifest, Recorded, Relation,
+};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
@@ -12,6 +14,7 @@ use crate::error::ExtError;
 
 pub struct StoredManifest {
     pub manifest: Manifest,
+    pub digest: String,
     pub search_path: Vec<String>,
     pub migrations_schema: String,
 }
@@ -67,7 +70,8 @@ pub fn store_manifest(manifest: &Manifest) -> Result<String, ExtError> {
 pub fn load_stored_manifest() -> Result<StoredManifest, ExtError> {
     Spi::connect(|client| {
         let table = client.select(
-            "SELECT m.body::text, m.search_path, m.migrations_schema FROM django_migrator.manifest m",
+            "SELECT m.body::text, m.search_path, m.migrations_schema, m.digest
+               FROM django_migrator.manifest m",
             Some(1),
             &[],
         )?;
@@ -80,28 +84,39 @@ pub fn load_stored_manifest() -> Result<StoredManifest, ExtError> {
             manifest: Manifest::parse(&body).map_err(ExtError::StoredManifest)?,
             search_path: row.get(2)?.unwrap_or_default(),
             migrations_schema: row.get(3)?.ok_or(ExtError::NoManifest)?,
+            digest: row.get(4)?.unwrap_or_default(),
         })
     })
 }
 
+pub fn migrations_table_exists(schema: &str) -> Result<bool, ExtError> {
+    Ok(Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                         WHERE n.nspname = $1 AND c.relname = 'django_migrations'
+                           AND c.relkind IN ('r', 'p', 'v', 'f'))",
+        &[schema.into()],
+    )?
+    .unwrap_or(false))
+}
+
+/// Everything a scan needs, and its verdicts.
+pub fn gather() -> Result<(StoredManifest, Evaluation), ExtError> {
+    let stored = load_stored_manifest()?;
+    let recorded = read_recorded(&stored.migrations_schema)?;
+    let mut schemas = stored.search_path.clone();
+    schemas.extend(stored.manifest.explicit_schemas());
+    let catalog = read_catalog(stored.search_path.clone(), &schemas)?;
+    let evaluation = evaluate(&stored.manifest, &catalog, &recorded);
+    Ok((stored, evaluation))
+}
+
 /// The rows of `django_migrations`; none when Django has not created the table yet.
 pub fn read_recorded(schema: &str) -> Result<Recorded, ExtError> {
+    if !migrations_table_exists(schema)? {
+        return Ok(Recorded::default());
+    }
     Spi::connect(|client| {
-        let exists: bool = client
-            .select(
-                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
-                                  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                                 WHERE n.nspname = $1 AND c.relname = 'django_migrations'
-                                   AND c.relkind IN ('r', 'p', 'v', 'f'))",
-                Some(1),
-                &[schema.into()],
-            )?
-            .first()
-            .get(1)?
-            .unwrap_or(false);
-        if !exists {
-            return Ok(Recorded::default());
-        }
         // The one name that cannot be a parameter; quoted, never interpolated raw.
         let query = format!(
             "SELECT app::text, name::text, applied::timestamptz FROM {}.django_migrations",

@@ -7,14 +7,20 @@ use pgrx::prelude::*;
 
 mod error;
 mod facts;
+mod repair;
 
-use django_migrator_core::{evaluate, Manifest};
+use django_migrator_core::Manifest;
 use error::ExtError;
 
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 extension_sql_file!("../sql/lock.sql", name = "lock", requires = [lock_key]);
+extension_sql_file!(
+    "../sql/repair.sql",
+    name = "repair_journal",
+    requires = ["schema"]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 /// The documented key of the migration lock (the ASCII text `djmigrat` as a bigint).
@@ -133,12 +139,42 @@ fn status() -> TableIterator<
 }
 
 fn evaluate_now() -> Result<django_migrator_core::Evaluation, ExtError> {
-    let stored = facts::load_stored_manifest()?;
-    let recorded = facts::read_recorded(&stored.migrations_schema)?;
-    let mut schemas = stored.search_path.clone();
-    schemas.extend(stored.manifest.explicit_schemas());
-    let catalog = facts::read_catalog(stored.search_path, &schemas)?;
-    Ok(evaluate(&stored.manifest, &catalog, &recorded))
+    facts::gather().map(|(_, evaluation)| evaluation)
+}
+
+/// Records or un-records migrations where the catalog proves it, in one transaction under the
+/// migration lock, journaled. With `dry_run`, only the plan.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn repair(
+    dry_run: default!(bool, false),
+) -> TableIterator<
+    'static,
+    (
+        name!(action, String),
+        name!(app, String),
+        name!(name, String),
+        name!(reason, String),
+    ),
+> {
+    TableIterator::new(repair::repair(dry_run).unwrap_or_else(|e| e.raise()))
+}
+
+/// Restores `django_migrations` exactly as it was before repair `repair_id`, refusing if the
+/// rows have changed since.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn undo_repair(
+    repair_id: i64,
+) -> TableIterator<
+    'static,
+    (
+        name!(action, String),
+        name!(app, String),
+        name!(name, String),
+    ),
+> {
+    TableIterator::new(repair::undo(repair_id).unwrap_or_else(|e| e.raise()))
 }
 
 // pgrx runs `#[pg_test]`s from the `tests` schema, and `#[pg_schema]` cannot take a file
