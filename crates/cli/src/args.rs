@@ -73,7 +73,11 @@ pub struct MigrateFlags {
     /// Never write: no DDL, no django_migrations change, no stored manifest change.
     #[arg(long)]
     pub check: bool,
-    /// Never prompt (there is no prompt yet; accepted so CI scripts can say so).
+    /// Repair django_migrations where the catalog proves it, before migrating (with --check:
+    /// only show the plan).
+    #[arg(long)]
+    pub repair: bool,
+    /// Never prompt; on a terminal, a repair is otherwise shown and confirmed first.
     #[arg(long)]
     pub non_interactive: bool,
     /// Only these aliases (repeatable).

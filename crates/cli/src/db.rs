@@ -49,6 +49,18 @@ impl DriftRow {
     }
 }
 
+/// One step of a repair plan, as `django_migrator.repair()` returns it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepairStep {
+    pub action: String,
+    pub app: String,
+    pub name: String,
+    pub reason: String,
+    /// Whether it was written (false for a plan shown by `check --repair`, and for warnings
+    /// and refusals).
+    pub applied: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct LockHolder {
     pub pid: i32,
@@ -254,6 +266,47 @@ impl Db {
                 missing: r.get(5),
                 detail: r.get(6),
                 objects: r.get(7),
+            })
+            .collect())
+    }
+
+    /// The repair plan, or (with `dry_run` false) the repair, in its own transaction.
+    pub fn repair(&mut self, dry_run: bool) -> anyhow::Result<Vec<RepairStep>> {
+        let mut transaction = self.client.transaction()?;
+        let rows = transaction.query(
+            "SELECT action, app, name, reason FROM django_migrator.repair(dry_run => $1)",
+            &[&dry_run],
+        )?;
+        transaction.commit()?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let action: String = r.get(0);
+                RepairStep {
+                    applied: !dry_run && matches!(action.as_str(), "fake_apply" | "fake_rewind"),
+                    action,
+                    app: r.get(1),
+                    name: r.get(2),
+                    reason: r.get(3),
+                }
+            })
+            .collect())
+    }
+
+    /// The plan only, inside the caller's (read-only) transaction.
+    pub fn repair_plan_in_transaction(&mut self) -> anyhow::Result<Vec<RepairStep>> {
+        let rows = self.client.query(
+            "SELECT action, app, name, reason FROM django_migrator.repair(dry_run => true)",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| RepairStep {
+                action: r.get(0),
+                app: r.get(1),
+                name: r.get(2),
+                reason: r.get(3),
+                applied: false,
             })
             .collect())
     }

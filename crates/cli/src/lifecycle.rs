@@ -236,7 +236,7 @@ fn run_alias(
         return;
     };
     let result = match mode {
-        Mode::Check => check_alias(&mut db, manifest, report),
+        Mode::Check => check_alias(&mut db, flags, manifest, report),
         Mode::Migrate => migrate_alias(
             project, global, flags, alias, &mut db, manifest, report, progress,
         ),
@@ -248,6 +248,7 @@ fn run_alias(
 
 fn check_alias(
     db: &mut Db,
+    flags: &MigrateFlags,
     manifest: &serde_json::Value,
     report: &mut AliasReport,
 ) -> anyhow::Result<()> {
@@ -272,13 +273,20 @@ fn check_alias(
     }
     let started = Instant::now();
     // The manifest is loaded inside a transaction that is rolled back: check never writes.
-    let (drift, pending) = db.read_only(|db| {
+    let (drift, pending, repairs) = db.read_only(|db| {
         db.load_manifest(manifest)?;
-        Ok((db.scan()?, db.pending()?))
+        let drift = db.scan()?;
+        let repairs = if flags.repair && drift.iter().any(|d| d.is_error()) {
+            db.repair_plan_in_transaction()?
+        } else {
+            vec![]
+        };
+        Ok((drift, db.pending()?, repairs))
     })?;
     report.timings_ms.insert("scan".into(), ms(started));
     report.drift = drift;
     report.pending = pending;
+    report.repairs = repairs;
     Ok(())
 }
 
@@ -320,16 +328,20 @@ fn migrate_alias(
         return Ok(());
     }
     report.guard("no_concurrent_migration", true, "lock acquired");
-    let result = migrate_locked(project, global, alias, db, manifest, report, progress);
+    let result = migrate_locked(
+        project, global, flags, alias, db, manifest, report, progress,
+    );
     // The lock dies with the session anyway; releasing it early lets the next deploy go on.
     let released = db.unlock();
     result?;
     released
 }
 
+#[allow(clippy::too_many_arguments)]
 fn migrate_locked(
     project: &Project,
     global: &Global,
+    flags: &MigrateFlags,
     alias: &AliasExport,
     db: &mut Db,
     manifest: &serde_json::Value,
@@ -340,11 +352,26 @@ fn migrate_locked(
     db.load_manifest(manifest)?;
     let drift = db.scan()?;
     report.timings_ms.insert("scan".into(), ms(started));
-    let drifted = drift.iter().filter(|d| d.is_error()).count();
+    let mut drifted = drift.iter().filter(|d| d.is_error()).count();
     report.drift = drift;
+    if drifted > 0 && flags.repair {
+        if !confirm_repair(global, flags, alias, db, report)? {
+            return Ok(());
+        }
+        let started = Instant::now();
+        report.repairs = db.repair(false)?;
+        report.drift = db.scan()?;
+        report.timings_ms.insert("repair".into(), ms(started));
+        drifted = report.drift.iter().filter(|d| d.is_error()).count();
+    }
     if drifted > 0 {
+        let hint = if flags.repair {
+            "repair could not prove the rest; see the warn and refuse steps"
+        } else {
+            "see the drift rows; `check --repair` shows what --repair would do"
+        };
         report.errors.push(format!(
-            "{drifted} migration{} drifted from the schema; not migrating alias {:?} (see the drift rows; repair is manual in this version)",
+            "{drifted} migration{} drifted from the schema; not migrating alias {:?} ({hint})",
             if drifted == 1 { "" } else { "s" },
             alias.alias
         ));
@@ -375,6 +402,42 @@ fn migrate_locked(
     report.pending = db.pending()?;
     report.timings_ms.insert("verify".into(), ms(started));
     Ok(())
+}
+
+/// On a terminal, and unless --non-interactive, shows the plan and asks before writing.
+fn confirm_repair(
+    global: &Global,
+    flags: &MigrateFlags,
+    alias: &AliasExport,
+    db: &mut Db,
+    report: &mut AliasReport,
+) -> anyhow::Result<bool> {
+    let interactive = !flags.non_interactive
+        && global.format == Format::Text
+        && std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal();
+    if !interactive {
+        return Ok(true);
+    }
+    let plan = db.repair(true)?;
+    eprintln!("Repair plan for alias {:?}:", alias.alias);
+    for step in &plan {
+        eprintln!(
+            "  {:<11} {}.{}: {}",
+            step.action, step.app, step.name, step.reason
+        );
+    }
+    eprint!("Apply it to django_migrations? [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        return Ok(true);
+    }
+    report.repairs = plan;
+    report
+        .errors
+        .push("repair declined; nothing was written".into());
+    Ok(false)
 }
 
 /// `app.name` of every "Applying app.name... OK" line of Django's migrate output.

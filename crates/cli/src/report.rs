@@ -8,7 +8,7 @@ use std::io::{IsTerminal, Write};
 use serde::Serialize;
 
 use crate::args::{Color, Format, Global};
-use crate::db::DriftRow;
+use crate::db::{DriftRow, RepairStep};
 
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -63,7 +63,7 @@ pub struct AliasReport {
     pub status: Status,
     pub guards: Vec<Guard>,
     pub drift: Vec<DriftRow>,
-    pub repairs: Vec<serde_json::Value>,
+    pub repairs: Vec<RepairStep>,
     pub migrated: Vec<String>,
     pub pending: Vec<String>,
     pub warnings: Vec<String>,
@@ -259,6 +259,25 @@ fn write_alias(
         writeln!(out, "    {kind} ({})", rows.len())?;
         for row in rows {
             writeln!(out, "      {}.{}: {}", row.app, row.name, row.detail)?;
+        }
+    }
+    if !alias.repairs.is_empty() {
+        let applied = alias.repairs.iter().any(|r| r.applied);
+        writeln!(
+            out,
+            "    repair ({}):",
+            if applied {
+                "applied"
+            } else {
+                "plan, not applied"
+            }
+        )?;
+        for step in &alias.repairs {
+            writeln!(
+                out,
+                "      {:<11} {}.{}: {}",
+                step.action, step.app, step.name, step.reason
+            )?;
         }
     }
     let list = |label: &str, items: &[String], out: &mut dyn Write| -> std::io::Result<()> {

@@ -174,11 +174,8 @@ pub fn plan(manifest: &Manifest, evaluation: &Evaluation) -> Plan {
             }
         }
         match verdict.state {
-            State::HalfApplied => steps.push(step(
-                i,
-                Action::Warn,
-                format!("{}: restore the missing objects by hand", verdict.detail),
-            )),
+            // The detail already says what is missing and that a human must recover it.
+            State::HalfApplied => steps.push(step(i, Action::Warn, verdict.detail.clone())),
             State::InconsistentHistory => steps.push(step(
                 i,
                 Action::Refuse,
