@@ -8,9 +8,11 @@
 //!   to a migration that is effectively applied; then the later migration owns the evidence;
 //! - a claim about a column, index or constraint counts only when its table is there: a missing
 //!   table is the fault of whoever owns the table, not of every migration that touched it;
-//! - only a dropped column, index or constraint proves something by its absence. A dropped table,
-//!   or the old name of a renamed object, counts only against the migration (it should be gone
-//!   but is there), never for it: a name that is not there may never have existed;
+//! - only a dropped object proves something by its absence, and only where it is known to have
+//!   existed: a dropped column, index or constraint when its table is there; a dropped table when
+//!   the migration that last named it is recorded. The old name of a renamed object counts only
+//!   against the rename (it should be gone but is there), never for it: a name that is not there
+//!   may never have existed;
 //! - migrations are decided in reverse graph order, because whether a claim is superseded depends
 //!   on whether *later* migrations are effectively applied. One drifted migration therefore never
 //!   makes its neighbours look drifted.
@@ -169,7 +171,7 @@ pub fn evaluate(manifest: &Manifest, catalog: &Catalog, recorded: &Recorded) -> 
     let mut effective = vec![false; count];
     let mut verdicts: Vec<Option<Verdict>> = vec![None; count];
     for index in (0..count).rev() {
-        let checks = model.check_migration(index, catalog, &effective);
+        let checks = model.check_migration(index, catalog, &effective, &is_recorded);
         let present = checks.iter().filter(|c| c.ok).count() as i32;
         let missing = checks.len() as i32 - present;
         let state = match (is_recorded[index], present, missing) {
@@ -382,6 +384,9 @@ struct Claim {
     present: bool,
     /// Whether a satisfied absence claim is evidence (see the module documentation).
     absence_proves: bool,
+    /// For a dropped table: the migration that last named it. The table's absence is evidence
+    /// of the drop only when that migration is recorded, i.e. the table is known to have existed.
+    existed_after: Option<usize>,
 }
 
 #[derive(Default)]
@@ -433,16 +438,14 @@ impl Model {
             }
             DropTable { table, .. } => {
                 let id = self.table_id(table);
+                let named_by = self.tables[id].events.last().map(|e| e.migration);
                 self.table_event(m, id, None);
                 self.table_ids.remove(&normal(table));
-                self.claim(
-                    m,
-                    Target::Table {
-                        id,
-                        name: normal(table),
-                    },
-                    false,
-                );
+                let name = normal(table);
+                self.claim(m, Target::Table { id, name }, false);
+                if let Some(claim) = self.claims[m].last_mut() {
+                    claim.existed_after = named_by;
+                }
             }
             RenameTable { old, new, .. } => {
                 let id = self.table_id(old);
@@ -555,6 +558,7 @@ impl Model {
             target,
             present,
             absence_proves: false,
+            existed_after: None,
         });
     }
 
@@ -690,12 +694,18 @@ impl Model {
     // -----------------------------------------------------------------------------------------
     // Evaluation of one migration's claims, given which later migrations are effective.
 
-    fn check_migration(&self, m: usize, catalog: &Catalog, effective: &[bool]) -> Vec<ObjectCheck> {
+    fn check_migration(
+        &self,
+        m: usize,
+        catalog: &Catalog,
+        effective: &[bool],
+        recorded: &[bool],
+    ) -> Vec<ObjectCheck> {
         // Later effects of the same migration always count: they are part of what it does.
         let applies = |event_migration: usize| event_migration == m || effective[event_migration];
         let mut checks = Vec::new();
         for claim in &self.claims[m] {
-            if let Some(check) = self.check_claim(claim, catalog, &applies) {
+            if let Some(check) = self.check_claim(claim, catalog, &applies, recorded) {
                 checks.push(check);
             }
         }
@@ -707,6 +717,7 @@ impl Model {
         claim: &Claim,
         catalog: &Catalog,
         applies: &dyn Fn(usize) -> bool,
+        recorded: &[bool],
     ) -> Option<ObjectCheck> {
         match &claim.target {
             Target::Table { id, name } => {
@@ -724,7 +735,8 @@ impl Model {
                     return None;
                 }
                 let found = catalog.resolve(name).is_some();
-                if !claim.present && !found && !claim.absence_proves {
+                let existed = claim.existed_after.is_some_and(|m| recorded[m]);
+                if !claim.present && !found && !claim.absence_proves && !existed {
                     return None;
                 }
                 Some(ObjectCheck {

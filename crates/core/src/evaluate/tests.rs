@@ -222,6 +222,12 @@ fn a_dropped_table_that_is_still_there_is_drift_but_an_absent_one_proves_nothing
     let both = recorded(&["a.0001", "a.0002"]);
     assert!(drift(&m, &catalog(&[]), &both).is_empty());
     assert!(drift(&m, &catalog(&[]), &recorded(&[])).is_empty());
+    // The creator is recorded, so the table existed; its absence is the drop's evidence, and
+    // the creator is not blamed for a table that a later migration was meant to drop.
+    assert_eq!(
+        drift(&m, &catalog(&[]), &recorded(&["a.0001"])),
+        vec!["a.0002=unrecorded_present"]
+    );
     assert_eq!(
         drift(&m, &catalog(&[("a_t", &["id"], &[])]), &both),
         vec!["a.0002=recorded_missing"]
