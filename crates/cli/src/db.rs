@@ -209,6 +209,73 @@ impl Db {
         Ok(row.get(0))
     }
 
+    /// Session locks only hold on a connection that keeps its backend: behind a
+    /// transaction-pooling proxy (PgBouncer `pool_mode = transaction`) each statement may run in
+    /// another backend, and the lock protects nothing. Checked after taking the lock: the
+    /// backend must be the same across transactions and must be the one holding the lock.
+    pub fn lock_untrustworthy(&mut self) -> anyhow::Result<Option<String>> {
+        let mut pids = vec![];
+        for _ in 0..3 {
+            let row = self
+                .client
+                .query_one("SELECT pg_catalog.pg_backend_pid()", &[])?;
+            pids.push(row.get::<_, i32>(0));
+        }
+        let holds: bool = self
+            .client
+            .query_one("SELECT django_migrator.holds_lock()", &[])?
+            .get(0);
+        if pids.windows(2).any(|w| w[0] != w[1]) || !holds {
+            return Ok(Some(format!(
+                "the connection does not keep its server session (backend pids {pids:?}, lock held: {holds}); \
+                 a transaction-pooling proxy such as PgBouncer in transaction mode is in the way, and a \
+                 session lock cannot be trusted there: connect django-migrator directly to PostgreSQL \
+                 or through a session-mode pool"
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Evidence of a migration running without the lock: another session that holds a
+    /// write lock on django_migrations, or an ACCESS EXCLUSIVE lock (DDL) on a table, in this
+    /// database.
+    pub fn unlocked_migration(&mut self) -> anyhow::Result<Option<String>> {
+        let rows = self.client.query(
+            "SELECT a.pid, COALESCE(a.application_name, ''), c.relname::text, l.mode,
+                    pg_catalog.left(COALESCE(a.query, ''), 120)
+               FROM pg_catalog.pg_locks l
+               JOIN pg_catalog.pg_class c ON c.oid = l.relation
+               JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+              WHERE l.database = (SELECT d.oid FROM pg_catalog.pg_database d
+                                   WHERE d.datname = pg_catalog.current_database())
+                AND l.pid <> pg_catalog.pg_backend_pid() AND l.granted
+                AND ((c.relname = 'django_migrations'
+                      AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock',
+                                     'ExclusiveLock', 'AccessExclusiveLock'))
+                     OR (l.mode = 'AccessExclusiveLock' AND c.relkind IN ('r', 'p')))
+              ORDER BY a.pid
+              LIMIT 3",
+            &[],
+        )?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let evidence: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "pid {} ({:?}) holds {} on {}, running {:?}",
+                    r.get::<_, i32>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, String>(3),
+                    r.get::<_, String>(2),
+                    r.get::<_, String>(4)
+                )
+            })
+            .collect();
+        Ok(Some(evidence.join("; ")))
+    }
+
     pub fn unlock(&mut self) -> anyhow::Result<()> {
         self.client
             .execute("SELECT django_migrator.unlock()", &[])?;
