@@ -10,7 +10,7 @@ PYTHON := .venv/bin/python
 PGTEST_DIR := /var/tmp/django-migrator-pgtest
 export USER ?= root
 
-.PHONY: help deps build test demo lint unit pgtest pytest e2e
+.PHONY: help deps build test demo lint unit pgtest pytest e2e accuracy
 
 help:
 	@echo "make demo   install what is missing, build, and run django-migrator on the example project"
@@ -43,9 +43,13 @@ pytest: deps
 e2e: build
 	$(PYTHON) -m pytest tests/e2e -q
 
-# pgtest installs a test build of the extension; `e2e` depends on `build`, which installs the
-# release build again before the end-to-end tests use it.
-test: lint unit pgtest pytest e2e
+# Detection accuracy on contrib and third-party apps; rewrites docs/accuracy.md.
+accuracy: build
+	$(PYTHON) -m pytest tests/accuracy -q
+
+# pgtest installs a test build of the extension; `accuracy` and `e2e` depend on `build`, which
+# installs the release build again before they use it.
+test: lint unit pgtest pytest accuracy e2e
 
 demo: build
 	@bash scripts/demo.sh

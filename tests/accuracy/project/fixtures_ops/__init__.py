@@ -1,0 +1,1 @@
+"""Hand-written fixture apps whose migrations cover every kind of migration operation."""
