@@ -338,6 +338,10 @@ def export():
             for model in state.apps.get_models()
             if not model._meta.proxy and not model._meta.swapped
         ]
+        by_app = {}
+        for model in models:
+            by_app.setdefault(model._meta.app_label, []).append(model)
+        labels = sorted({key[0] for key in graph.nodes})
         django_version = django.get_version()
         result = []
         for alias in aliases:
@@ -354,6 +358,16 @@ def export():
                 "models": len(models),
                 "migrate_models": sum(bool(router.allow_migrate_model(alias, m)) for m in models),
                 "write_models": sum(router.db_for_write(m) == alias for m in models),
+                # Per app with migrations, what `migrate <app> --database <alias>` would touch;
+                # an app without models (data migrations only) is asked without a model hint.
+                "apps": {
+                    label: (
+                        any(router.allow_migrate_model(alias, m) for m in by_app[label])
+                        if by_app.get(label)
+                        else bool(router.allow_migrate(alias, label))
+                    )
+                    for label in labels
+                },
             }
             if alias in editors:
                 item["manifest"] = {

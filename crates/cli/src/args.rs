@@ -17,11 +17,21 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Args)]
 pub struct Global {
-    /// The project's manage.py.
-    #[arg(long, global = true, default_value = "manage.py", value_name = "PATH")]
-    pub manage: PathBuf,
+    /// The project's manage.py [default: manage.py].
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "DJANGO_MIGRATOR_MANAGE"
+    )]
+    pub manage: Option<PathBuf>,
     /// The project's Python interpreter [default: $VIRTUAL_ENV/bin/python, else python3].
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "DJANGO_MIGRATOR_PYTHON"
+    )]
     pub python: Option<PathBuf>,
     /// Django settings module (passed to manage.py as --settings).
     #[arg(long, global = true, value_name = "MODULE")]
@@ -64,8 +74,38 @@ pub enum Command {
     Check(MigrateFlags),
     /// CREATE EXTENSION / ALTER EXTENSION UPDATE django_migrator on each alias.
     Install(DatabaseFlags),
+    /// Every migration of each alias, recorded and physical state, grouped by app.
+    Status(DatabaseFlags),
+    /// The interactive front end: a menu on a terminal, or one run with --auto, --database
+    /// or --app.
+    Migrator(MigratorFlags),
     /// Print the expectations that would be loaded for one alias.
     Manifest(OneDatabase),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigratorFlags {
+    /// Run the full migration without prompts.
+    #[arg(long)]
+    pub auto: bool,
+    /// Repair django_migrations where the catalog proves it (confirmed first on a terminal).
+    #[arg(long)]
+    pub repair: bool,
+    /// Run the lifecycle for this alias only.
+    #[arg(long = "database", value_name = "ALIAS")]
+    pub database: Option<String>,
+    /// Migrate only this app, on every alias whose router allows it.
+    #[arg(long, value_name = "LABEL")]
+    pub app: Option<String>,
+    /// Never prompt.
+    #[arg(long)]
+    pub non_interactive: bool,
+    /// Seconds to wait for the migration lock of each database [default: 60].
+    #[arg(long, value_name = "SECONDS", env = "DJANGO_MIGRATOR_LOCK_TIMEOUT")]
+    pub lock_timeout: Option<f64>,
+    /// Do not run makemigrations first.
+    #[arg(long)]
+    pub skip_makemigrations: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -80,15 +120,21 @@ pub struct MigrateFlags {
     /// Never prompt; on a terminal, a repair is otherwise shown and confirmed first.
     #[arg(long)]
     pub non_interactive: bool,
+    /// Do not run makemigrations first (with --check it is `makemigrations --check --dry-run`).
+    #[arg(long)]
+    pub skip_makemigrations: bool,
     /// Only these aliases (repeatable).
     #[arg(long = "database", value_name = "ALIAS")]
     pub database: Vec<String>,
-    /// Seconds to wait for the migration lock of each database.
-    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
-    pub lock_timeout: f64,
+    /// Seconds to wait for the migration lock of each database [default: 60].
+    #[arg(long, value_name = "SECONDS", env = "DJANGO_MIGRATOR_LOCK_TIMEOUT")]
+    pub lock_timeout: Option<f64>,
     /// Stop at the first alias that is not clean.
     #[arg(long)]
     pub fail_fast: bool,
+    /// Migrate only this app (on each alias whose router allows it).
+    #[arg(skip)]
+    pub app: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -103,4 +149,20 @@ pub struct OneDatabase {
     /// The alias [default: default].
     #[arg(long = "database", value_name = "ALIAS")]
     pub database: Option<String>,
+}
+
+impl MigrateFlags {
+    /// The flags of a plain run over `databases` (used by `status` and the menu).
+    pub fn for_databases(databases: &[String]) -> MigrateFlags {
+        MigrateFlags {
+            check: false,
+            repair: false,
+            non_interactive: false,
+            skip_makemigrations: false,
+            database: databases.to_vec(),
+            lock_timeout: None,
+            fail_fast: false,
+            app: None,
+        }
+    }
 }

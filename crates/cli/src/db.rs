@@ -49,6 +49,19 @@ impl DriftRow {
     }
 }
 
+/// One row of `django_migrator.status()`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationStatus {
+    pub app: String,
+    pub name: String,
+    pub recorded: bool,
+    /// UTC, ISO 8601.
+    pub applied_at: Option<String>,
+    pub state: String,
+    pub present: i32,
+    pub missing: i32,
+}
+
 /// One step of a repair plan, as `django_migrator.repair()` returns it.
 #[derive(Debug, Clone, Serialize)]
 pub struct RepairStep {
@@ -374,6 +387,28 @@ impl Db {
                 name: r.get(2),
                 reason: r.get(3),
                 applied: false,
+            })
+            .collect())
+    }
+
+    pub fn status(&mut self) -> anyhow::Result<Vec<MigrationStatus>> {
+        let rows = self.client.query(
+            "SELECT app, name, recorded,
+                    pg_catalog.to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+                    state, present, missing
+               FROM django_migrator.status()",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| MigrationStatus {
+                app: r.get(0),
+                name: r.get(1),
+                recorded: r.get(2),
+                applied_at: r.get(3),
+                state: r.get(4),
+                present: r.get(5),
+                missing: r.get(6),
             })
             .collect())
     }

@@ -72,6 +72,15 @@ pub struct RouterCounts {
     pub migrate_models: u64,
     #[serde(default)]
     pub write_models: u64,
+    /// Per app label with migrations: whether the router migrates any of it on this alias.
+    #[serde(default)]
+    pub apps: BTreeMap<String, bool>,
+}
+
+impl AliasExport {
+    pub fn router_migrates(&self, app: &str) -> bool {
+        self.router.apps.get(app).copied().unwrap_or(false)
+    }
 }
 
 impl Export {

@@ -1,9 +1,11 @@
 //! The library behind the `django-migrator` binary.
 
 pub mod args;
+pub mod config;
 pub mod db;
 pub mod export;
 pub mod lifecycle;
+pub mod menu;
 pub mod project;
 pub mod report;
 
@@ -14,12 +16,20 @@ use args::{Cli, Command};
 /// Runs one command. `Ok(status)` is the exit status of a completed run (0 or 1); `Err` is a
 /// usage or configuration error (exit status 2).
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
-    let project = project::Project::locate(&cli.global)?;
+    let global = &cli.global;
+    let lock_timeout = match &cli.command {
+        Command::MigrateAll(flags) | Command::Check(flags) => flags.lock_timeout,
+        Command::Migrator(flags) => flags.lock_timeout,
+        _ => None,
+    };
+    let config = config::Config::load(global, lock_timeout)?;
+    let project = project::Project::locate(&config)?;
     let mut stdout = std::io::stdout().lock();
     match &cli.command {
         Command::Check(flags) => {
-            let report = lifecycle::run_all(&project, &cli.global, flags, lifecycle::Mode::Check)?;
-            report::render(&mut stdout, &report, &cli.global)?;
+            let run = lifecycle::Run::new(&project, global, &config, flags);
+            let report = lifecycle::run_all(&run, lifecycle::Mode::Check)?;
+            report::render(&mut stdout, &report, global)?;
             Ok(report.exit_status())
         }
         Command::MigrateAll(flags) => {
@@ -28,17 +38,26 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             } else {
                 lifecycle::Mode::Migrate
             };
-            let report = lifecycle::run_all(&project, &cli.global, flags, mode)?;
-            report::render(&mut stdout, &report, &cli.global)?;
+            let run = lifecycle::Run::new(&project, global, &config, flags);
+            let report = lifecycle::run_all(&run, mode)?;
+            report::render(&mut stdout, &report, global)?;
             Ok(report.exit_status())
         }
+        Command::Status(flags) => {
+            let flags = args::MigrateFlags::for_databases(&flags.database);
+            let run = lifecycle::Run::new(&project, global, &config, &flags);
+            let report = lifecycle::status(&run)?;
+            report::render_status(&mut stdout, &report, global)?;
+            Ok(report.exit_status())
+        }
+        Command::Migrator(flags) => menu::migrator(&project, global, &config, flags, &mut stdout),
         Command::Install(flags) => {
-            let report = lifecycle::install(&project, &cli.global, &flags.database)?;
-            report::render(&mut stdout, &report, &cli.global)?;
+            let report = lifecycle::install(&project, global, &flags.database)?;
+            report::render(&mut stdout, &report, global)?;
             Ok(report.exit_status())
         }
         Command::Manifest(flags) => {
-            let export = project.export(&cli.global)?;
+            let export = project.export(global)?;
             let alias = export.alias(flags.database.as_deref().unwrap_or("default"))?;
             let manifest = alias.manifest.as_ref().ok_or_else(|| {
                 anyhow::anyhow!(

@@ -1,36 +1,54 @@
 //! The per-database lifecycle of `migrate-all` and `check` (SPEC: guards, scan, drift,
-//! migrate, verify), and `install`.
+//! repair, migrate, verify), `status` and `install`.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
+use indicatif::ProgressBar;
+
 use crate::args::{Format, Global, MigrateFlags};
+use crate::config::Config;
 use crate::db::{self, Db, Identity};
-use crate::export::AliasExport;
+use crate::export::{AliasExport, Export};
 use crate::project::{tail, Project};
-use crate::report::{AliasReport, Report, Status};
+use crate::report::{AliasReport, MakeMigrations, Report, Status, StatusAlias, StatusReport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Never writes anything.
     Check,
-    /// Loads the manifest, migrates, verifies.
+    /// Loads the manifest, repairs if asked, migrates, verifies.
     Migrate,
 }
 
-/// Progress lines for long steps: only on a terminal, never in JSON or quiet mode.
-struct Progress(bool);
+/// A spinner for long steps (Django start-up, each migrate, waiting for the lock): only on a
+/// terminal, never in JSON or quiet mode. It disappears when the step ends.
+pub struct Progress(bool);
+
+pub struct Spinner(Option<ProgressBar>);
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
 
 impl Progress {
-    fn new(global: &Global) -> Progress {
+    pub fn new(global: &Global) -> Progress {
         Progress(global.format == Format::Text && !global.quiet && std::io::stderr().is_terminal())
     }
 
-    fn say(&self, message: &str) {
-        if self.0 {
-            eprintln!("… {message}");
+    pub fn start(&self, message: String) -> Spinner {
+        if !self.0 {
+            return Spinner(None);
         }
+        let bar = ProgressBar::new_spinner();
+        bar.set_message(message);
+        bar.enable_steady_tick(Duration::from_millis(100));
+        Spinner(Some(bar))
     }
 }
 
@@ -38,47 +56,102 @@ fn ms(since: Instant) -> u64 {
     since.elapsed().as_millis() as u64
 }
 
-pub fn run_all(
-    project: &Project,
-    global: &Global,
-    flags: &MigrateFlags,
-    mode: Mode,
-) -> anyhow::Result<Report> {
-    if !(flags.lock_timeout >= 0.0 && flags.lock_timeout.is_finite()) {
-        anyhow::bail!("--lock-timeout must be a number of seconds, 0 or more");
+/// What one run needs everywhere.
+pub struct Run<'a> {
+    pub project: &'a Project,
+    pub global: &'a Global,
+    pub config: &'a Config,
+    pub flags: &'a MigrateFlags,
+    pub progress: Progress,
+}
+
+impl<'a> Run<'a> {
+    pub fn new(
+        project: &'a Project,
+        global: &'a Global,
+        config: &'a Config,
+        flags: &'a MigrateFlags,
+    ) -> Run<'a> {
+        Run {
+            project,
+            global,
+            config,
+            flags,
+            progress: Progress::new(global),
+        }
     }
+}
+
+/// `makemigrations` first, unless skipped: for real in a migrate run (so that the new files are
+/// part of the manifest), as `--check --dry-run` in a check.
+fn makemigrations(run: &Run, mode: Mode) -> anyhow::Result<MakeMigrations> {
+    if run.flags.skip_makemigrations {
+        return Ok(MakeMigrations::new("skipped", String::new()));
+    }
+    let _spinner = run.progress.start("makemigrations".into());
+    let args: &[&str] = match mode {
+        Mode::Check => &["makemigrations", "--check", "--dry-run", "--noinput"],
+        Mode::Migrate => &["makemigrations", "--noinput"],
+    };
+    let output = run.project.run_manage(run.global, args)?;
+    let text = format!("{}{}", output.stdout, output.stderr)
+        .trim()
+        .to_owned();
+    let status = match (mode, output.success) {
+        (Mode::Check, true) => "no_changes",
+        // `makemigrations --check` exits 1 when models changed without a migration.
+        (Mode::Check, false) if output.code == Some(1) => "changes_detected",
+        (Mode::Migrate, true) if text.contains("No changes detected") => "no_changes",
+        (Mode::Migrate, true) => "created",
+        (_, false) => "failed",
+    };
+    Ok(MakeMigrations::new(status, text))
+}
+
+pub fn run_all(run: &Run, mode: Mode) -> anyhow::Result<Report> {
     let started = Instant::now();
-    let progress = Progress::new(global);
-    progress.say("reading the Django project (settings, routers, migration graph)");
-    let export = project.export(global)?;
+    let makemigrations = makemigrations(run, mode)?;
+    let export = {
+        let _spinner = run
+            .progress
+            .start("reading the Django project (settings, routers, migration graph)".into());
+        run.project.export(run.global)?
+    };
     let export_ms = ms(started);
-    let aliases = export.ordered(&flags.database)?;
+    let aliases = export.ordered(&run.flags.database)?;
+    if let Some(app) = &run.flags.app {
+        check_app_exists(&export, app)?;
+    }
 
     let mut seen: Vec<(Identity, String)> = vec![];
     let mut reports: Vec<AliasReport> = vec![];
     let mut stopped = false;
     for alias in aliases {
+        let mut report = AliasReport::new(&alias.alias);
         if stopped {
-            let mut report = AliasReport::new(&alias.alias);
             report
                 .warnings
                 .push("not run: --fail-fast stopped at an earlier alias".into());
-            reports.push(report);
-            continue;
+        } else if run.config.skip_aliases.contains(&alias.alias) {
+            report.status = Status::Skipped;
+            report
+                .warnings
+                .push("skipped: listed in skip_aliases".into());
+        } else if let Some(app) = run
+            .flags
+            .app
+            .as_ref()
+            .filter(|app| !alias.router_migrates(app))
+        {
+            report.status = Status::Skipped;
+            report
+                .warnings
+                .push(format!("skipped: the router does not migrate {app} here"));
+        } else {
+            run_alias(run, mode, alias, &mut seen, &mut report);
+            report.settle();
+            stopped = run.flags.fail_fast && !report.status.is_clean();
         }
-        let mut report = AliasReport::new(&alias.alias);
-        run_alias(
-            project,
-            global,
-            flags,
-            mode,
-            alias,
-            &mut seen,
-            &mut report,
-            &progress,
-        );
-        report.settle();
-        stopped = flags.fail_fast && !report.status.is_clean();
         reports.push(report);
     }
 
@@ -92,15 +165,25 @@ pub fn run_all(
         } else {
             "migrate-all"
         },
-        all_clean: reports.iter().all(|r| r.status.is_clean()),
+        all_clean: makemigrations.is_clean() && reports.iter().all(|r| r.status.is_clean()),
         django_version: export.django_version,
+        makemigrations: Some(makemigrations),
         aliases: reports,
         timings_ms: timings,
     })
 }
 
-/// Connects and runs the guards every command shares. `None` when the alias must stop here
-/// (the reason is in the report).
+fn check_app_exists(export: &Export, app: &str) -> anyhow::Result<()> {
+    let known = export
+        .aliases
+        .iter()
+        .any(|a| a.router.apps.contains_key(app));
+    if !known {
+        anyhow::bail!("no app {app:?} with migrations in this project");
+    }
+    Ok(())
+}
+
 fn connect_and_guard(
     global: &Global,
     alias: &AliasExport,
@@ -229,18 +312,14 @@ fn connect_and_guard(
     Some(db)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run_alias(
-    project: &Project,
-    global: &Global,
-    flags: &MigrateFlags,
+    run: &Run,
     mode: Mode,
     alias: &AliasExport,
     seen: &mut Vec<(Identity, String)>,
     report: &mut AliasReport,
-    progress: &Progress,
 ) {
-    let Some(mut db) = connect_and_guard(global, alias, seen, report) else {
+    let Some(mut db) = connect_and_guard(run.global, alias, seen, report) else {
         return;
     };
     let Some(manifest) = alias.manifest.as_ref() else {
@@ -250,14 +329,189 @@ fn run_alias(
         return;
     };
     let result = match mode {
-        Mode::Check => check_alias(&mut db, flags, manifest, report),
-        Mode::Migrate => migrate_alias(
-            project, global, flags, alias, &mut db, manifest, report, progress,
-        ),
+        Mode::Check => check_alias(&mut db, run.flags, manifest, report),
+        Mode::Migrate => migrate_alias(run, alias, &mut db, manifest, report),
     };
     if let Err(error) = result {
         report.errors.push(format!("{error:#}"));
     }
+}
+
+fn migrate_alias(
+    run: &Run,
+    alias: &AliasExport,
+    db: &mut Db,
+    manifest: &serde_json::Value,
+    report: &mut AliasReport,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let timeout = run.config.lock_timeout;
+    let locked = {
+        let _spinner = match db.lock_holder()? {
+            Some(holder) if timeout > 0.0 => run.progress.start(format!(
+                "{}: waiting up to {timeout} s for the migration lock held by {holder}",
+                alias.alias
+            )),
+            _ => run.progress.start(String::new()),
+        };
+        db.lock(timeout, &db::holder_label())?
+    };
+    report.timings_ms.insert("lock".into(), ms(started));
+    if !locked {
+        let holder = db
+            .lock_holder()?
+            .map(|h| h.to_string())
+            .unwrap_or_else(|| "a session that has since released it".into());
+        report.guard(
+            "no_concurrent_migration",
+            false,
+            format!("the migration lock is held by {holder}; waited {timeout} s (--lock-timeout)"),
+        );
+        return Ok(());
+    }
+    if let Some(problem) = db.lock_untrustworthy()? {
+        report.guard("no_concurrent_migration", false, problem);
+        return Ok(());
+    }
+    if let Some(evidence) = db.unlocked_migration()? {
+        report.guard(
+            "no_concurrent_migration",
+            false,
+            format!("another session is changing this database without the migration lock (a plain `manage.py migrate`?): {evidence}"),
+        );
+        return Ok(());
+    }
+    report.guard("no_concurrent_migration", true, "lock acquired");
+    let result = migrate_locked(run, alias, db, manifest, report);
+    // The lock dies with the session anyway; releasing it early lets the next deploy go on.
+    let released = db.unlock();
+    result?;
+    released
+}
+
+fn migrate_locked(
+    run: &Run,
+    alias: &AliasExport,
+    db: &mut Db,
+    manifest: &serde_json::Value,
+    report: &mut AliasReport,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    db.load_manifest(manifest)?;
+    let drift = db.scan()?;
+    report.timings_ms.insert("scan".into(), ms(started));
+    let mut drifted = drift.iter().filter(|d| d.is_error()).count();
+    report.drift = drift;
+    if drifted > 0 && run.flags.repair {
+        if !confirm_repair(run.global, run.flags, alias, db, report)? {
+            return Ok(());
+        }
+        let started = Instant::now();
+        report.repairs = db.repair(false)?;
+        report.drift = db.scan()?;
+        report.timings_ms.insert("repair".into(), ms(started));
+        drifted = report.drift.iter().filter(|d| d.is_error()).count();
+    }
+    if drifted > 0 {
+        let hint = if run.flags.repair {
+            "repair could not prove the rest; see the warn and refuse steps"
+        } else {
+            "see the drift rows; `check --repair` shows what --repair would do"
+        };
+        report.errors.push(format!(
+            "{drifted} migration{} drifted from the schema; not migrating alias {:?} ({hint})",
+            if drifted == 1 { "" } else { "s" },
+            alias.alias
+        ));
+        return Ok(());
+    }
+
+    let started = Instant::now();
+    let mut args = vec!["migrate"];
+    if let Some(app) = &run.flags.app {
+        args.push(app);
+    }
+    args.extend(["--database", &alias.alias, "--noinput"]);
+    let output = {
+        let _spinner = run.progress.start(format!(
+            "{}: running Django's {}",
+            alias.alias,
+            args.join(" ")
+        ));
+        run.project.run_manage(run.global, &args)?
+    };
+    report.timings_ms.insert("migrate".into(), ms(started));
+    report.migrated = applied_migrations(&output.stdout);
+    if run.global.verbose && !output.stdout.trim().is_empty() {
+        eprintln!("{}", output.stdout.trim_end());
+    }
+    if !output.success {
+        report.errors.push(format!(
+            "Django's {} failed:\n{}",
+            args.join(" "),
+            tail(&output.stderr, 20)
+        ));
+    }
+
+    let started = Instant::now();
+    report.drift = db.scan()?;
+    report.pending = db.pending()?;
+    if let Some(app) = &run.flags.app {
+        // Only this app was asked for; the others may stay pending.
+        let prefix = format!("{app}.");
+        report.pending.retain(|p| p.starts_with(&prefix));
+    }
+    report.timings_ms.insert("verify".into(), ms(started));
+    Ok(())
+}
+
+/// Every migration of each alias with its recorded and physical state (read-only).
+pub fn status(run: &Run) -> anyhow::Result<StatusReport> {
+    let started = Instant::now();
+    let export = {
+        let _spinner = run.progress.start("reading the Django project".into());
+        run.project.export(run.global)?
+    };
+    let mut seen: Vec<(Identity, String)> = vec![];
+    let mut aliases = vec![];
+    for alias in export.ordered(&run.flags.database)? {
+        let mut report = AliasReport::new(&alias.alias);
+        let mut migrations = vec![];
+        if let Some(mut db) = connect_and_guard(run.global, alias, &mut seen, &mut report) {
+            if let Some(manifest) = &alias.manifest {
+                let rows = db.read_only(|db| {
+                    db.load_manifest(manifest)?;
+                    let rows = db.status()?;
+                    report.drift = db.scan()?;
+                    Ok(rows)
+                });
+                match rows {
+                    Ok(rows) => migrations = rows,
+                    Err(error) => report.errors.push(format!("{error:#}")),
+                }
+            }
+        }
+        report.settle();
+        if report.status == Status::Pending {
+            // Pending migrations are what status shows, not a failure of it.
+            report.status = Status::Clean;
+        }
+        aliases.push(StatusAlias {
+            alias: report.alias,
+            status: report.status,
+            warnings: report.warnings,
+            errors: report.errors,
+            migrations,
+        });
+    }
+    Ok(StatusReport {
+        format_version: crate::report::FORMAT_VERSION,
+        command: "status",
+        all_clean: aliases.iter().all(|a| a.status.is_clean()),
+        django_version: export.django_version,
+        aliases,
+        timings_ms: BTreeMap::from([("total".to_owned(), ms(started))]),
+    })
 }
 
 fn check_alias(
@@ -303,134 +557,6 @@ fn check_alias(
     report.repairs = repairs;
     Ok(())
 }
-
-#[allow(clippy::too_many_arguments)]
-fn migrate_alias(
-    project: &Project,
-    global: &Global,
-    flags: &MigrateFlags,
-    alias: &AliasExport,
-    db: &mut Db,
-    manifest: &serde_json::Value,
-    report: &mut AliasReport,
-    progress: &Progress,
-) -> anyhow::Result<()> {
-    let started = Instant::now();
-    if flags.lock_timeout > 0.0 {
-        if let Some(holder) = db.lock_holder()? {
-            progress.say(&format!(
-                "{}: waiting up to {} s for the migration lock held by {holder}",
-                alias.alias, flags.lock_timeout
-            ));
-        }
-    }
-    let locked = db.lock(flags.lock_timeout, &db::holder_label())?;
-    report.timings_ms.insert("lock".into(), ms(started));
-    if !locked {
-        let holder = db
-            .lock_holder()?
-            .map(|h| h.to_string())
-            .unwrap_or_else(|| "a session that has since released it".into());
-        report.guard(
-            "no_concurrent_migration",
-            false,
-            format!(
-                "the migration lock is held by {holder}; waited {} s (--lock-timeout)",
-                flags.lock_timeout
-            ),
-        );
-        return Ok(());
-    }
-    if let Some(problem) = db.lock_untrustworthy()? {
-        report.guard("no_concurrent_migration", false, problem);
-        return Ok(());
-    }
-    if let Some(evidence) = db.unlocked_migration()? {
-        report.guard(
-            "no_concurrent_migration",
-            false,
-            format!("another session is changing this database without the migration lock (a plain `manage.py migrate`?): {evidence}"),
-        );
-        return Ok(());
-    }
-    report.guard("no_concurrent_migration", true, "lock acquired");
-    let result = migrate_locked(
-        project, global, flags, alias, db, manifest, report, progress,
-    );
-    // The lock dies with the session anyway; releasing it early lets the next deploy go on.
-    let released = db.unlock();
-    result?;
-    released
-}
-
-#[allow(clippy::too_many_arguments)]
-fn migrate_locked(
-    project: &Project,
-    global: &Global,
-    flags: &MigrateFlags,
-    alias: &AliasExport,
-    db: &mut Db,
-    manifest: &serde_json::Value,
-    report: &mut AliasReport,
-    progress: &Progress,
-) -> anyhow::Result<()> {
-    let started = Instant::now();
-    db.load_manifest(manifest)?;
-    let drift = db.scan()?;
-    report.timings_ms.insert("scan".into(), ms(started));
-    let mut drifted = drift.iter().filter(|d| d.is_error()).count();
-    report.drift = drift;
-    if drifted > 0 && flags.repair {
-        if !confirm_repair(global, flags, alias, db, report)? {
-            return Ok(());
-        }
-        let started = Instant::now();
-        report.repairs = db.repair(false)?;
-        report.drift = db.scan()?;
-        report.timings_ms.insert("repair".into(), ms(started));
-        drifted = report.drift.iter().filter(|d| d.is_error()).count();
-    }
-    if drifted > 0 {
-        let hint = if flags.repair {
-            "repair could not prove the rest; see the warn and refuse steps"
-        } else {
-            "see the drift rows; `check --repair` shows what --repair would do"
-        };
-        report.errors.push(format!(
-            "{drifted} migration{} drifted from the schema; not migrating alias {:?} ({hint})",
-            if drifted == 1 { "" } else { "s" },
-            alias.alias
-        ));
-        return Ok(());
-    }
-
-    let started = Instant::now();
-    progress.say(&format!("{}: running Django's migrate", alias.alias));
-    let output = project.run_manage(
-        global,
-        &["migrate", "--database", &alias.alias, "--noinput"],
-    )?;
-    report.timings_ms.insert("migrate".into(), ms(started));
-    report.migrated = applied_migrations(&output.stdout);
-    if global.verbose && !output.stdout.trim().is_empty() {
-        eprintln!("{}", output.stdout.trim_end());
-    }
-    if !output.success {
-        report.errors.push(format!(
-            "Django's migrate --database {} failed:\n{}",
-            alias.alias,
-            tail(&output.stderr, 20)
-        ));
-    }
-
-    let started = Instant::now();
-    report.drift = db.scan()?;
-    report.pending = db.pending()?;
-    report.timings_ms.insert("verify".into(), ms(started));
-    Ok(())
-}
-
-/// On a terminal, and unless --non-interactive, shows the plan and asks before writing.
 fn confirm_repair(
     global: &Global,
     flags: &MigrateFlags,
@@ -465,8 +591,6 @@ fn confirm_repair(
         .push("repair declined; nothing was written".into());
     Ok(false)
 }
-
-/// `app.name` of every "Applying app.name... OK" line of Django's migrate output.
 fn applied_migrations(stdout: &str) -> Vec<String> {
     stdout
         .lines()
@@ -475,7 +599,6 @@ fn applied_migrations(stdout: &str) -> Vec<String> {
         .map(|name| name.trim().to_owned())
         .collect()
 }
-
 pub fn install(project: &Project, global: &Global, only: &[String]) -> anyhow::Result<Report> {
     let started = Instant::now();
     let export = project.export(global)?;
@@ -496,6 +619,7 @@ pub fn install(project: &Project, global: &Global, only: &[String]) -> anyhow::R
         command: "install",
         all_clean: reports.iter().all(|r| r.status.is_clean()),
         django_version: export.django_version,
+        makemigrations: None,
         aliases: reports,
         timings_ms: timings,
     })

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context};
 
 use crate::args::Global;
+use crate::config::Config;
 use crate::export::Export;
 
 /// The exporter ships inside the binary, so the user's project needs no extra package.
@@ -26,13 +27,14 @@ pub struct Project {
 /// What a finished Django command printed.
 pub struct Output {
     pub success: bool,
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
 
 impl Project {
-    pub fn locate(global: &Global) -> anyhow::Result<Project> {
-        let manage = &global.manage;
+    pub fn locate(config: &Config) -> anyhow::Result<Project> {
+        let manage = &config.manage;
         if !manage.is_file() {
             bail!(
                 "no manage.py at {} (run from the project directory or pass --manage PATH)",
@@ -43,7 +45,7 @@ impl Project {
             .canonicalize()
             .with_context(|| format!("cannot resolve {}", manage.display()))?;
         let dir = manage.parent().map(Path::to_path_buf).unwrap_or_default();
-        let python = match &global.python {
+        let python = match &config.python {
             Some(python) => python.clone(),
             None => match std::env::var_os("VIRTUAL_ENV") {
                 Some(venv) => PathBuf::from(venv).join("bin").join("python"),
@@ -85,6 +87,7 @@ impl Project {
             .with_context(|| format!("cannot run {}", self.python.display()))?;
         Ok(Output {
             success: output.status.success(),
+            code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         })

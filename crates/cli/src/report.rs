@@ -8,7 +8,7 @@ use std::io::{IsTerminal, Write};
 use serde::Serialize;
 
 use crate::args::{Color, Format, Global};
-use crate::db::{DriftRow, RepairStep};
+use crate::db::{DriftRow, MigrationStatus, RepairStep};
 
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -18,8 +18,55 @@ pub struct Report {
     pub command: &'static str,
     pub all_clean: bool,
     pub django_version: String,
+    /// The makemigrations step; absent for commands that do not run it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub makemigrations: Option<MakeMigrations>,
     pub aliases: Vec<AliasReport>,
     pub timings_ms: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MakeMigrations {
+    /// `skipped`, `no_changes`, `created`, `changes_detected` (with --check) or `failed`.
+    pub status: &'static str,
+    /// What Django printed.
+    pub output: String,
+}
+
+impl MakeMigrations {
+    pub fn new(status: &'static str, output: String) -> MakeMigrations {
+        MakeMigrations { status, output }
+    }
+
+    pub fn is_clean(&self) -> bool {
+        !matches!(self.status, "changes_detected" | "failed")
+    }
+}
+
+/// The report of `status`.
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    pub format_version: u32,
+    pub command: &'static str,
+    pub all_clean: bool,
+    pub django_version: String,
+    pub aliases: Vec<StatusAlias>,
+    pub timings_ms: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusAlias {
+    pub alias: String,
+    pub status: Status,
+    pub warnings: Vec<String>,
+    pub errors: Vec<String>,
+    pub migrations: Vec<MigrationStatus>,
+}
+
+impl StatusReport {
+    pub fn exit_status(&self) -> u8 {
+        u8::from(!self.all_clean)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -124,23 +171,80 @@ impl Report {
     }
 }
 
+fn use_color(global: &Global) -> bool {
+    match global.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    }
+}
+
 pub fn render(out: &mut impl Write, report: &Report, global: &Global) -> std::io::Result<()> {
     match global.format {
         Format::Json => {
             serde_json::to_writer_pretty(&mut *out, report)?;
             writeln!(out)
         }
-        Format::Text => {
-            let color = match global.color {
-                Color::Always => true,
-                Color::Never => false,
-                Color::Auto => {
-                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-                }
-            };
-            render_text(out, report, color, global.quiet, global.verbose)
+        Format::Text => render_text(out, report, use_color(global), global.quiet, global.verbose),
+    }
+}
+
+pub fn render_status(
+    out: &mut impl Write,
+    report: &StatusReport,
+    global: &Global,
+) -> std::io::Result<()> {
+    if global.format == Format::Json {
+        serde_json::to_writer_pretty(&mut *out, report)?;
+        return writeln!(out);
+    }
+    let paint = Paint(use_color(global));
+    writeln!(
+        out,
+        "django-migrator status · Django {}",
+        report.django_version
+    )?;
+    for alias in &report.aliases {
+        writeln!(out)?;
+        writeln!(out, "{}  {}", alias.alias, paint.status(alias.status))?;
+        for line in alias.warnings.iter().chain(alias.errors.iter()) {
+            writeln!(out, "  {line}")?;
+        }
+        // By app, as showmigrations does; graph order within each app.
+        let mut by_app: BTreeMap<&str, Vec<&MigrationStatus>> = BTreeMap::new();
+        for m in &alias.migrations {
+            by_app.entry(m.app.as_str()).or_default().push(m);
+        }
+        for (app, migrations) in by_app {
+            writeln!(out, "  {app}")?;
+            for m in migrations {
+                write_status_line(out, &paint, m)?;
+            }
         }
     }
+    Ok(())
+}
+
+fn write_status_line(
+    out: &mut impl Write,
+    paint: &Paint,
+    m: &MigrationStatus,
+) -> std::io::Result<()> {
+    let (mark, code) = match m.state.as_str() {
+        "applied" => ("[X]", "32"),
+        "pending" => ("[ ]", "2"),
+        _ => ("[!]", "1;31"),
+    };
+    let state = match m.state.as_str() {
+        "applied" => m
+            .applied_at
+            .as_deref()
+            .map(|t| t.get(..16).unwrap_or(t).replace('T', " "))
+            .unwrap_or_default(),
+        "pending" => "pending".to_owned(),
+        other => format!("{other} ({} present, {} missing)", m.present, m.missing),
+    };
+    writeln!(out, "    {} {:<50} {state}", paint.wrap(code, mark), m.name)
 }
 
 struct Paint(bool);
@@ -182,6 +286,23 @@ pub fn render_text(
             report.aliases.len(),
             if report.aliases.len() == 1 { "" } else { "s" }
         )?;
+        if let Some(step) = &report.makemigrations {
+            let words = match step.status {
+                "skipped" => "skipped",
+                "no_changes" => "no model changes",
+                "created" => "created new migrations",
+                "changes_detected" => "MODEL CHANGES WITHOUT MIGRATIONS",
+                _ => "FAILED",
+            };
+            let code = if step.is_clean() { "2" } else { "1;31" };
+            writeln!(out, "makemigrations: {}", paint.wrap(code, words))?;
+            let show = !step.is_clean() || step.status == "created" || verbose;
+            if show {
+                for line in step.output.lines() {
+                    writeln!(out, "    {line}")?;
+                }
+            }
+        }
         let width = report
             .aliases
             .iter()
@@ -195,12 +316,19 @@ pub fn render_text(
         }
         writeln!(out)?;
     }
-    let unclean: Vec<String> = report
+    let mut unclean: Vec<String> = report
         .aliases
         .iter()
         .filter(|a| !a.status.is_clean())
         .map(|a| format!("{} ({})", a.alias, a.status.word().to_lowercase()))
         .collect();
+    if report
+        .makemigrations
+        .as_ref()
+        .is_some_and(|m| !m.is_clean())
+    {
+        unclean.insert(0, "makemigrations".into());
+    }
     if unclean.is_empty() {
         writeln!(
             out,
