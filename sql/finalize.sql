@@ -2,6 +2,7 @@
 -- django_migrations; changing expectations or history is not.
 REVOKE ALL ON FUNCTION django_migrator.load_manifest(jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION django_migrator.repair(boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION django_migrator.record_companions(boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION django_migrator.undo_repair(bigint) FROM PUBLIC;
 GRANT SELECT ON django_migrator.repairs TO PUBLIC;
 GRANT USAGE ON SCHEMA django_migrator TO PUBLIC;

@@ -157,7 +157,31 @@ fn repair(
         name!(reason, String),
     ),
 > {
-    TableIterator::new(repair::repair(dry_run).unwrap_or_else(|e| e.raise()))
+    TableIterator::new(
+        repair::repair(dry_run, django_migrator_core::plan).unwrap_or_else(|e| e.raise()),
+    )
+}
+
+/// The companion step: records, without running them, the unrecorded migrations whose every
+/// operation a fake detector claims and whose effects are all present. Same lock, checks and
+/// journal as `repair()`.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn record_companions(
+    dry_run: default!(bool, false),
+) -> TableIterator<
+    'static,
+    (
+        name!(action, String),
+        name!(app, String),
+        name!(name, String),
+        name!(reason, String),
+    ),
+> {
+    TableIterator::new(
+        repair::repair(dry_run, django_migrator_core::plan_companions)
+            .unwrap_or_else(|e| e.raise()),
+    )
 }
 
 /// Restores `django_migrations` exactly as it was before repair `repair_id`, refusing if the

@@ -5,7 +5,7 @@
 //! until commit or rollback, so no deploy can read the history half-written. An error anywhere
 //! rolls back every row written.
 
-use django_migrator_core::{plan, Action, Evaluation, Plan, State};
+use django_migrator_core::{Action, Evaluation, Manifest, Plan, State};
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
 use pgrx::JsonB;
@@ -20,12 +20,17 @@ pub const APPLIED_MARK: &str = "0.999999 second";
 
 type RepairRow = (String, String, String, String);
 
-pub fn repair(dry_run: bool) -> Result<Vec<RepairRow>, ExtError> {
+/// Plans with `planner` (the repair rules, or the companion step) and, unless `dry_run`,
+/// applies the plan: one write path and one journal for both.
+pub fn repair(
+    dry_run: bool,
+    planner: fn(&Manifest, &Evaluation) -> Plan,
+) -> Result<Vec<RepairRow>, ExtError> {
     if !dry_run {
         take_xact_lock()?;
     }
     let (stored, before) = facts::gather()?;
-    let plan = plan(&stored.manifest, &before);
+    let plan = planner(&stored.manifest, &before);
     if !dry_run && plan.writes() {
         apply(&stored, &before, &plan)?;
     }

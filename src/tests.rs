@@ -402,3 +402,30 @@ fn undo_of_an_unknown_repair_is_an_error() {
     serialize_on_the_lock();
     Spi::run("SELECT * FROM django_migrator.undo_repair(42)").unwrap();
 }
+
+#[pg_test]
+fn record_companions_records_only_companion_migrations_with_effects_present() {
+    serialize_on_the_lock();
+    setup_django_schema();
+    let mut manifest = shop_manifest();
+    manifest["migrations"][2]["companion"] = json!(true);
+    load(manifest);
+    // 0003 (a companion) has its column, 0002 (not one) lost its row: only 0003 is recorded.
+    Spi::run(
+        "ALTER TABLE public.shop_item ADD COLUMN stock int;
+         DELETE FROM public.django_migrations WHERE name = '0002_price';",
+    )
+    .unwrap();
+    assert_eq!(
+        repair_rows("SELECT * FROM django_migrator.record_companions()"),
+        vec!["refuse shop.0003_stock"],
+        "its dependency 0002 is not recorded"
+    );
+    Spi::run("INSERT INTO public.django_migrations (app, name, applied) VALUES ('shop', '0002_price', now())")
+        .unwrap();
+    assert_eq!(
+        repair_rows("SELECT * FROM django_migrator.record_companions()"),
+        vec!["fake_apply shop.0003_stock"]
+    );
+    assert_eq!(scan_rows(), vec!["gone.0001_initial=orphan_record"]);
+}

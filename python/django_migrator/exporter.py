@@ -287,6 +287,37 @@ def conninfo(connection):
     }
 
 
+def fake_detectors():
+    """Callables `fn(operation) -> bool` that claim operations of companion apps.
+
+    Registered with `django_migrator.register_fake_detector` (when the package is installed in
+    the project) or listed as dotted paths in settings.DJANGO_MIGRATOR_FAKE_DETECTORS.
+    """
+    module = sys.modules.get("django_migrator.detectors")
+    if module is None:
+        try:
+            import django_migrator.detectors as module
+        except ImportError:
+            module = None
+    if module is not None and hasattr(module, "all_detectors"):
+        return list(module.all_detectors())
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    return [import_string(path) for path in getattr(settings, "DJANGO_MIGRATOR_FAKE_DETECTORS", [])]
+
+
+def claimed(detectors, operation):
+    for detector in detectors:
+        try:
+            if detector(operation):
+                return True
+        except Exception:
+            # A detector that fails claims nothing: the operation then runs as usual.
+            continue
+    return False
+
+
 def export():
     """Build the export document. Never touches a database; connections are restored after."""
     import django
@@ -305,6 +336,7 @@ def export():
         }
         migrations = {alias: [] for alias in editors}
 
+        detectors = fake_detectors()
         state = ProjectState(real_apps=loader.unmigrated_apps)
         state.apps  # render once, as the executor does; clones of a rendered state stay rendered
         for key in forwards_plan(graph):
@@ -329,6 +361,10 @@ def export():
                 "dependencies": sorted([list(p.key) for p in graph.node_map[key].parents]),
                 "replaces": [list(r) for r in migration.replaces],
                 "atomic": bool(migration.atomic),
+                # Every operation claimed by a fake detector: recorded without running when its
+                # effects are present (the companion step).
+                "companion": bool(migration.operations)
+                and all(claimed(detectors, op) for op in migration.operations),
             }
             for alias, editor in editors.items():
                 migrations[alias].append({**entry, "effects": editor.effects})

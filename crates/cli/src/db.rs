@@ -49,6 +49,43 @@ impl DriftRow {
     }
 }
 
+/// The two functions that write django_migrations, both evidence-gated and journaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writer {
+    /// `repair()`: every kind of drift, by the repair rules.
+    Repair,
+    /// `record_companions()`: the companion step only.
+    Companions,
+}
+
+impl Writer {
+    fn sql(self) -> &'static str {
+        match self {
+            Writer::Repair => {
+                "SELECT action, app, name, reason FROM django_migrator.repair(dry_run => $1)"
+            }
+            Writer::Companions => {
+                "SELECT action, app, name, reason FROM django_migrator.record_companions(dry_run => $1)"
+            }
+        }
+    }
+}
+
+fn steps(rows: &[postgres::Row], written: bool) -> Vec<RepairStep> {
+    rows.iter()
+        .map(|r| {
+            let action: String = r.get(0);
+            RepairStep {
+                applied: written && matches!(action.as_str(), "fake_apply" | "fake_rewind"),
+                action,
+                app: r.get(1),
+                name: r.get(2),
+                reason: r.get(3),
+            }
+        })
+        .collect()
+}
+
 /// One row of `django_migrator.status()`.
 #[derive(Debug, Clone, Serialize)]
 pub struct MigrationStatus {
@@ -350,45 +387,21 @@ impl Db {
             .collect())
     }
 
-    /// The repair plan, or (with `dry_run` false) the repair, in its own transaction.
-    pub fn repair(&mut self, dry_run: bool) -> anyhow::Result<Vec<RepairStep>> {
+    /// The plan of `writer`, or (with `dry_run` false) its changes, in their own transaction.
+    pub fn repair(&mut self, writer: Writer, dry_run: bool) -> anyhow::Result<Vec<RepairStep>> {
         let mut transaction = self.client.transaction()?;
-        let rows = transaction.query(
-            "SELECT action, app, name, reason FROM django_migrator.repair(dry_run => $1)",
-            &[&dry_run],
-        )?;
+        let rows = transaction.query(writer.sql(), &[&dry_run])?;
         transaction.commit()?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let action: String = r.get(0);
-                RepairStep {
-                    applied: !dry_run && matches!(action.as_str(), "fake_apply" | "fake_rewind"),
-                    action,
-                    app: r.get(1),
-                    name: r.get(2),
-                    reason: r.get(3),
-                }
-            })
-            .collect())
+        Ok(steps(&rows, !dry_run))
     }
 
     /// The plan only, inside the caller's (read-only) transaction.
-    pub fn repair_plan_in_transaction(&mut self) -> anyhow::Result<Vec<RepairStep>> {
-        let rows = self.client.query(
-            "SELECT action, app, name, reason FROM django_migrator.repair(dry_run => true)",
-            &[],
-        )?;
-        Ok(rows
-            .iter()
-            .map(|r| RepairStep {
-                action: r.get(0),
-                app: r.get(1),
-                name: r.get(2),
-                reason: r.get(3),
-                applied: false,
-            })
-            .collect())
+    pub fn repair_plan_in_transaction(
+        &mut self,
+        writer: Writer,
+    ) -> anyhow::Result<Vec<RepairStep>> {
+        let rows = self.client.query(writer.sql(), &[&true])?;
+        Ok(steps(&rows, false))
     }
 
     pub fn status(&mut self) -> anyhow::Result<Vec<MigrationStatus>> {

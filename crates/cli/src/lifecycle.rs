@@ -9,7 +9,7 @@ use indicatif::ProgressBar;
 
 use crate::args::{Format, Global, MigrateFlags};
 use crate::config::Config;
-use crate::db::{self, Db, Identity};
+use crate::db::{self, Db, DriftRow, Identity, Writer};
 use crate::export::{AliasExport, Export};
 use crate::project::{tail, Project};
 use crate::report::{AliasReport, MakeMigrations, Report, Status, StatusAlias, StatusReport};
@@ -90,10 +90,10 @@ fn makemigrations(run: &Run, mode: Mode) -> anyhow::Result<MakeMigrations> {
     }
     let _spinner = run.progress.start("makemigrations".into());
     let args: &[&str] = match mode {
-        Mode::Check => &["makemigrations", "--check", "--dry-run", "--noinput"],
-        Mode::Migrate => &["makemigrations", "--noinput"],
+        Mode::Check => &["--check", "--dry-run", "--noinput"],
+        Mode::Migrate => &["--noinput"],
     };
-    let output = run.project.run_manage(run.global, args)?;
+    let output = run.project.makemigrations(run.global, args)?;
     let text = format!("{}{}", output.stdout, output.stderr)
         .trim()
         .to_owned();
@@ -184,6 +184,8 @@ fn check_app_exists(export: &Export, app: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Connects and runs the guards every command shares. `None` when the alias must stop here
+/// (the reason is in the report).
 fn connect_and_guard(
     global: &Global,
     alias: &AliasExport,
@@ -398,16 +400,23 @@ fn migrate_locked(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     db.load_manifest(manifest)?;
-    let drift = db.scan()?;
+    report.drift = db.scan()?;
     report.timings_ms.insert("scan".into(), ms(started));
-    let mut drifted = drift.iter().filter(|d| d.is_error()).count();
-    report.drift = drift;
+    // Step 4 of the lifecycle, before any repair: companion migrations whose effects are
+    // present are recorded without running.
+    if has_companion_drift(&report.drift, manifest) {
+        let started = Instant::now();
+        report.repairs = db.repair(Writer::Companions, false)?;
+        report.drift = db.scan()?;
+        report.timings_ms.insert("companions".into(), ms(started));
+    }
+    let mut drifted = report.drift.iter().filter(|d| d.is_error()).count();
     if drifted > 0 && run.flags.repair {
         if !confirm_repair(run.global, run.flags, alias, db, report)? {
             return Ok(());
         }
         let started = Instant::now();
-        report.repairs = db.repair(false)?;
+        report.repairs.extend(db.repair(Writer::Repair, false)?);
         report.drift = db.scan()?;
         report.timings_ms.insert("repair".into(), ms(started));
         drifted = report.drift.iter().filter(|d| d.is_error()).count();
@@ -514,6 +523,8 @@ pub fn status(run: &Run) -> anyhow::Result<StatusReport> {
     })
 }
 
+/// `check`: the scan (and the plans of the companion step and, with --repair, of repair)
+/// inside a transaction that is rolled back.
 fn check_alias(
     db: &mut Db,
     flags: &MigrateFlags,
@@ -543,12 +554,29 @@ fn check_alias(
     // The manifest is loaded inside a transaction that is rolled back: check never writes.
     let (drift, pending, repairs) = db.read_only(|db| {
         db.load_manifest(manifest)?;
-        let drift = db.scan()?;
-        let repairs = if flags.repair && drift.iter().any(|d| d.is_error()) {
-            db.repair_plan_in_transaction()?
-        } else {
-            vec![]
-        };
+        let mut drift = db.scan()?;
+        let mut repairs = vec![];
+        // What migrate-all's companion step would record is not drift it stops on.
+        if has_companion_drift(&drift, manifest) {
+            repairs = db.repair_plan_in_transaction(Writer::Companions)?;
+            let recorded: Vec<(&str, &str)> = repairs
+                .iter()
+                .filter(|s| s.action == "fake_apply")
+                .map(|s| (s.app.as_str(), s.name.as_str()))
+                .collect();
+            drift.retain(|d| !recorded.contains(&(d.app.as_str(), d.name.as_str())));
+        }
+        if flags.repair && drift.iter().any(|d| d.is_error()) {
+            let covered: Vec<(String, String)> = repairs
+                .iter()
+                .map(|s| (s.app.clone(), s.name.clone()))
+                .collect();
+            let plan = db.repair_plan_in_transaction(Writer::Repair)?;
+            repairs.extend(
+                plan.into_iter()
+                    .filter(|s| !covered.contains(&(s.app.clone(), s.name.clone()))),
+            );
+        }
         Ok((drift, db.pending()?, repairs))
     })?;
     report.timings_ms.insert("scan".into(), ms(started));
@@ -557,6 +585,23 @@ fn check_alias(
     report.repairs = repairs;
     Ok(())
 }
+
+/// Whether the scan shows an unrecorded-but-present migration that the manifest marks as a
+/// companion (every operation claimed by a fake detector).
+fn has_companion_drift(drift: &[DriftRow], manifest: &serde_json::Value) -> bool {
+    let companions: Vec<(&str, &str)> = manifest["migrations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["companion"].as_bool().unwrap_or(false))
+        .filter_map(|m| Some((m["app"].as_str()?, m["name"].as_str()?)))
+        .collect();
+    drift.iter().any(|d| {
+        d.kind == "unrecorded_present" && companions.contains(&(d.app.as_str(), d.name.as_str()))
+    })
+}
+
+/// On a terminal, and unless --non-interactive, shows the plan and asks before writing.
 fn confirm_repair(
     global: &Global,
     flags: &MigrateFlags,
@@ -571,7 +616,7 @@ fn confirm_repair(
     if !interactive {
         return Ok(true);
     }
-    let plan = db.repair(true)?;
+    let plan = db.repair(Writer::Repair, true)?;
     eprintln!("Repair plan for alias {:?}:", alias.alias);
     for step in &plan {
         eprintln!(
@@ -591,6 +636,8 @@ fn confirm_repair(
         .push("repair declined; nothing was written".into());
     Ok(false)
 }
+
+/// `app.name` of every "Applying app.name... OK" line of Django's migrate output.
 fn applied_migrations(stdout: &str) -> Vec<String> {
     stdout
         .lines()

@@ -18,6 +18,15 @@ const EXPORTER: &str = include_str!("../../../python/django_migrator/exporter.py
 const BOOTSTRAP: &str =
     "import os, runpy; runpy.run_path(os.environ['DJANGO_MIGRATOR_EXPORTER'], run_name='__main__')";
 
+/// `makemigrations` with Django's history-consistency check switched off: that check raises
+/// on a deleted history row (InconsistentMigrationHistory) before django-migrator can scan and
+/// repair the history per alias, which is its job. Arguments come in DJANGO_MIGRATOR_ARGS.
+const MAKEMIGRATIONS: &str = "import json, os\n\
+from django.db.migrations.loader import MigrationLoader\n\
+MigrationLoader.check_consistent_history = lambda self, connection: None\n\
+from django.core.management import call_command\n\
+call_command('makemigrations', *json.loads(os.environ['DJANGO_MIGRATOR_ARGS']))\n";
+
 pub struct Project {
     pub manage: PathBuf,
     pub dir: PathBuf,
@@ -83,6 +92,21 @@ impl Project {
     pub fn run_manage(&self, global: &Global, args: &[&str]) -> anyhow::Result<Output> {
         let output = self
             .manage_command(global, args)
+            .output()
+            .with_context(|| format!("cannot run {}", self.python.display()))?;
+        Ok(Output {
+            success: output.status.success(),
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+
+    /// Runs `makemigrations <args>` (see [`MAKEMIGRATIONS`]).
+    pub fn makemigrations(&self, global: &Global, args: &[&str]) -> anyhow::Result<Output> {
+        let mut command = self.manage_command(global, &["shell", "-v", "0", "-c", MAKEMIGRATIONS]);
+        command.env("DJANGO_MIGRATOR_ARGS", serde_json::to_string(args)?);
+        let output = command
             .output()
             .with_context(|| format!("cannot run {}", self.python.display()))?;
         Ok(Output {

@@ -13,7 +13,7 @@ pub mod repair;
 pub use catalog::{Catalog, IndexShape, Relation};
 pub use evaluate::{evaluate, Evaluation, ObjectCheck, Recorded, State, Verdict};
 pub use manifest::{Effect, Manifest, ManifestError, Migration, TableRef};
-pub use repair::{plan, Action, Plan, Step};
+pub use repair::{plan, plan_companions, Action, Plan, Step};
 
 /// The key of the session-level advisory lock that serialises deploys on one database.
 ///

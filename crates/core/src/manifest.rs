@@ -72,6 +72,10 @@ pub struct Migration {
     pub replaces: Vec<(String, String)>,
     #[serde(default = "default_true")]
     pub atomic: bool,
+    /// Every operation is claimed by a fake detector of a companion app: the migration is
+    /// recorded without running when its effects are present.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub companion: bool,
     #[serde(default)]
     pub effects: Vec<Effect>,
 }

@@ -206,6 +206,60 @@ pub fn plan(manifest: &Manifest, evaluation: &Evaluation) -> Plan {
     plan
 }
 
+/// The companion step: fake-apply each unrecorded migration of a companion app (every operation
+/// claimed by a fake detector) whose effects are all present, when its dependencies are recorded.
+/// Nothing else: other drift is left to `repair`.
+pub fn plan_companions(manifest: &Manifest, evaluation: &Evaluation) -> Plan {
+    let index: HashMap<(&str, &str), usize> = manifest
+        .migrations
+        .iter()
+        .enumerate()
+        .map(|(i, m)| ((m.app.as_str(), m.name.as_str()), i))
+        .collect();
+    let mut recorded: Vec<bool> = evaluation.migrations.iter().map(|v| v.recorded).collect();
+    let mut plan = Plan::default();
+    for (i, (migration, verdict)) in manifest
+        .migrations
+        .iter()
+        .zip(&evaluation.migrations)
+        .enumerate()
+    {
+        if !migration.companion || verdict.state != State::UnrecordedPresent {
+            continue;
+        }
+        let unmet = migration
+            .dependencies
+            .iter()
+            .find(|(a, n)| !recorded[index[&(a.as_str(), n.as_str())]]);
+        let step = |action, reason| Step {
+            action,
+            app: migration.app.clone(),
+            name: migration.name.clone(),
+            reason,
+        };
+        match unmet {
+            Some((a, n)) => plan.steps.push(step(
+                Action::Refuse,
+                format!("companion migration, but its dependency {a}.{n} is not recorded"),
+            )),
+            None => {
+                recorded[i] = true;
+                plan.insert
+                    .push((migration.app.clone(), migration.name.clone()));
+                plan.insert.extend(migration.replaces.iter().cloned());
+                plan.steps.push(step(
+                    Action::FakeApply,
+                    format!(
+                        "companion migration (every operation claimed by a fake detector); {}",
+                        verdict.detail
+                    ),
+                ));
+            }
+        }
+    }
+    plan
+}
+
 /// Every recorded migration that depends on `root`, directly or through others.
 fn recorded_dependents(root: usize, dependents: &[Vec<usize>], recorded: &[bool]) -> Vec<usize> {
     let mut seen = HashSet::new();

@@ -251,3 +251,38 @@ fn every_plan_leaves_the_history_consistent() {
         }
     }
 }
+
+#[test]
+fn the_companion_step_records_only_claimed_migrations_with_their_effects_present() {
+    let m = Manifest::parse(
+        &json!({"format_version": 1, "alias": "default", "migrations": [
+            {"app": "a", "name": "0001", "effects": [
+                {"kind": "create_table", "table": t("a_t"), "columns": ["id", "price"]}]},
+            {"app": "a", "name": "0002", "dependencies": [["a", "0001"]], "companion": true, "effects": [
+                {"kind": "add_column", "table": t("a_t"), "column": "price_currency"}]},
+            {"app": "a", "name": "0003", "dependencies": [["a", "0002"]], "effects": [
+                {"kind": "add_column", "table": t("a_t"), "column": "note"}]},
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    let cat = catalog(&[("a_t", &["id", "price", "price_currency", "note"])]);
+    // 0002 is a companion with its column present; 0003 is ordinary drift, left to repair.
+    let plan = plan_companions(&m, &evaluate(&m, &cat, &recorded(&["a.0001"])));
+    assert_eq!(pairs(&plan.insert), ["a.0002"]);
+    assert_eq!(plan.steps.len(), 1);
+    // Its column missing: nothing to record, migrate will run it.
+    let bare = catalog(&[("a_t", &["id", "price"])]);
+    assert!(!plan_companions(&m, &evaluate(&m, &bare, &recorded(&["a.0001"]))).writes());
+    // Its dependency unrecorded and unproven: refused.
+    let none = plan_companions(
+        &m,
+        &evaluate(
+            &m,
+            &catalog(&[("a_t", &["id", "price_currency"])]),
+            &recorded(&[]),
+        ),
+    );
+    assert_eq!(none.steps[0].action, Action::Refuse);
+    assert!(!none.writes());
+}
