@@ -3,8 +3,11 @@
 //! Every statement is parameterised and schema-qualified, with one exception that cannot be a
 //! parameter: the schema of `django_migrations`, which is quoted with `quote_identifier`.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use django_migrator_core::{
-    evaluate, Catalog, Evaluation, IndexShape, Manifest, Recorded, Relation,
+    Catalog, Evaluation, IndexShape, Manifest, Prepared, Recorded, Relation,
 };
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
@@ -13,7 +16,7 @@ use pgrx::spi::{quote_identifier, SpiClient};
 use crate::error::ExtError;
 
 pub struct StoredManifest {
-    pub manifest: Manifest,
+    pub prepared: Rc<Prepared>,
     pub digest: String,
     pub search_path: Vec<String>,
     pub migrations_schema: String,
@@ -67,11 +70,24 @@ pub fn store_manifest(manifest: &Manifest) -> Result<String, ExtError> {
     })
 }
 
+impl StoredManifest {
+    pub fn manifest(&self) -> &Manifest {
+        self.prepared.manifest()
+    }
+}
+
+thread_local! {
+    /// The last manifest this backend parsed, with its object model, by digest. Parsing and
+    /// modelling a large manifest costs more than the catalog read; monitoring scans the same
+    /// manifest again and again. The digest is of the content, and only load_manifest() writes
+    /// the table, so an equal digest means an equal manifest.
+    static PREPARED: RefCell<Option<(String, Rc<Prepared>)>> = const { RefCell::new(None) };
+}
+
 pub fn load_stored_manifest() -> Result<StoredManifest, ExtError> {
     Spi::connect(|client| {
         let table = client.select(
-            "SELECT m.body::text, m.search_path, m.migrations_schema, m.digest
-               FROM django_migrator.manifest m",
+            "SELECT m.digest, m.search_path, m.migrations_schema FROM django_migrator.manifest m",
             Some(1),
             &[],
         )?;
@@ -79,12 +95,38 @@ pub fn load_stored_manifest() -> Result<StoredManifest, ExtError> {
             return Err(ExtError::NoManifest);
         }
         let row = table.first();
-        let body: String = row.get(1)?.ok_or(ExtError::NoManifest)?;
+        let digest: String = row.get(1)?.unwrap_or_default();
+        let search_path: Vec<String> = row.get(2)?.unwrap_or_default();
+        let migrations_schema: String = row.get(3)?.ok_or(ExtError::NoManifest)?;
+        let cached = PREPARED.with_borrow(|cache| {
+            cache
+                .as_ref()
+                .filter(|(d, _)| *d == digest)
+                .map(|(_, prepared)| Rc::clone(prepared))
+        });
+        let prepared = match cached {
+            Some(prepared) => prepared,
+            None => {
+                let body: String = client
+                    .select(
+                        "SELECT m.body::text FROM django_migrator.manifest m",
+                        Some(1),
+                        &[],
+                    )?
+                    .first()
+                    .get(1)?
+                    .ok_or(ExtError::NoManifest)?;
+                let manifest = Manifest::parse(&body).map_err(ExtError::StoredManifest)?;
+                let prepared = Rc::new(Prepared::new(manifest));
+                PREPARED.set(Some((digest.clone(), Rc::clone(&prepared))));
+                prepared
+            }
+        };
         Ok(StoredManifest {
-            manifest: Manifest::parse(&body).map_err(ExtError::StoredManifest)?,
-            search_path: row.get(2)?.unwrap_or_default(),
-            migrations_schema: row.get(3)?.ok_or(ExtError::NoManifest)?,
-            digest: row.get(4)?.unwrap_or_default(),
+            prepared,
+            digest,
+            search_path,
+            migrations_schema,
         })
     })
 }
@@ -105,9 +147,9 @@ pub fn gather() -> Result<(StoredManifest, Evaluation), ExtError> {
     let stored = load_stored_manifest()?;
     let recorded = read_recorded(&stored.migrations_schema)?;
     let mut schemas = stored.search_path.clone();
-    schemas.extend(stored.manifest.explicit_schemas());
+    schemas.extend(stored.manifest().explicit_schemas());
     let catalog = read_catalog(stored.search_path.clone(), &schemas)?;
-    let evaluation = evaluate(&stored.manifest, &catalog, &recorded);
+    let evaluation = stored.prepared.evaluate(&catalog, &recorded);
     Ok((stored, evaluation))
 }
 

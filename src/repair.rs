@@ -30,7 +30,7 @@ pub fn repair(
         take_xact_lock()?;
     }
     let (stored, before) = facts::gather()?;
-    let plan = planner(&stored.manifest, &before);
+    let plan = planner(stored.manifest(), &before);
     if !dry_run && plan.writes() {
         apply(&stored, &before, &plan)?;
     }
@@ -126,7 +126,7 @@ fn apply(stored: &StoredManifest, before: &Evaluation, plan: &Plan) -> Result<()
     let id = Spi::get_one_with_args::<i64>(
         "SELECT django_migrator._journal_append($1, $2, $3, $4, $5, $6)",
         &[
-            stored.manifest.alias.as_str().into(),
+            stored.manifest().alias.as_str().into(),
             stored.digest.as_str().into(),
             schema.as_str().into(),
             JsonB(Value::Array(steps)).into(),

@@ -141,7 +141,38 @@ impl Evaluation {
 
 /// Classifies every migration of `manifest`.
 pub fn evaluate(manifest: &Manifest, catalog: &Catalog, recorded: &Recorded) -> Evaluation {
-    let model = Model::build(manifest);
+    Prepared::new(manifest.clone()).evaluate(catalog, recorded)
+}
+
+/// A manifest with its object model built: everything about a scan that depends on the
+/// manifest alone, so that repeated scans (monitoring polls) skip it.
+pub struct Prepared {
+    manifest: Manifest,
+    model: Model,
+}
+
+impl Prepared {
+    pub fn new(manifest: Manifest) -> Prepared {
+        let model = Model::build(&manifest);
+        Prepared { manifest, model }
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Classifies every migration against one catalog snapshot and history.
+    pub fn evaluate(&self, catalog: &Catalog, recorded: &Recorded) -> Evaluation {
+        evaluate_prepared(&self.manifest, &self.model, catalog, recorded)
+    }
+}
+
+fn evaluate_prepared(
+    manifest: &Manifest,
+    model: &Model,
+    catalog: &Catalog,
+    recorded: &Recorded,
+) -> Evaluation {
     let count = manifest.migrations.len();
 
     let mut is_recorded = Vec::with_capacity(count);

@@ -11,7 +11,7 @@ pub mod manifest;
 pub mod repair;
 
 pub use catalog::{Catalog, IndexShape, Relation};
-pub use evaluate::{evaluate, Evaluation, ObjectCheck, Recorded, State, Verdict};
+pub use evaluate::{evaluate, Evaluation, ObjectCheck, Prepared, Recorded, State, Verdict};
 pub use manifest::{Effect, Manifest, ManifestError, Migration, TableRef};
 pub use repair::{plan, plan_companions, Action, Plan, Step};
 
