@@ -422,16 +422,87 @@ def export():
     }
 
 
+def write_export(path):
+    data = json.dumps(export(), separators=(",", ":"))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o600)  # the file may have existed with wider permissions
+        out.write(data)
+
+
+def run_command(name, args):
+    """Runs a management command in this process; its output is captured, never printed."""
+    import io
+
+    from django.core.management import call_command
+    from django.db import connections
+    from django.db.migrations.loader import MigrationLoader
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    check = MigrationLoader.check_consistent_history
+    if name == "makemigrations":
+        # django-migrator judges (and repairs) the history of each alias itself; Django's
+        # check would raise on a deleted history row before it can.
+        MigrationLoader.check_consistent_history = lambda self, connection: None
+    try:
+        call_command(name, *args, stdout=stdout, stderr=stderr)
+        code = 0
+    except SystemExit as exc:
+        # makemigrations --check exits 1 for "changes detected".
+        code = exc.code if isinstance(exc.code, int) else 1
+    except Exception:
+        # A crash is not "changes detected": a code of its own.
+        traceback.print_exc(file=stderr)
+        code = 3
+    finally:
+        MigrationLoader.check_consistent_history = check
+        connections.close_all()
+    return {"code": code, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()}
+
+
+def serve(socket_path):
+    """One Django process for a whole run: the CLI sends one JSON request per line on a Unix
+    socket in its private directory ({"cmd": "makemigrations" | "migrate", "args": [...]} or
+    {"cmd": "export", "path": ...} or {"cmd": "quit"}) and reads one JSON reply per line.
+    Django starts once instead of once per alias, and nothing the project prints can reach
+    the channel."""
+    import importlib
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as channel:
+        channel.connect(socket_path)
+        requests = channel.makefile("r", encoding="utf-8")
+        replies = channel.makefile("w", encoding="utf-8")
+        for line in requests:
+            request = json.loads(line)
+            cmd = request.get("cmd")
+            if cmd == "quit":
+                break
+            if cmd == "export":
+                # makemigrations may just have written new files.
+                importlib.invalidate_caches()
+                try:
+                    write_export(request["path"])
+                    reply = {"code": 0, "stdout": "", "stderr": ""}
+                except Exception:
+                    reply = {"code": 3, "stdout": "", "stderr": traceback.format_exc()}
+            elif cmd in ("makemigrations", "migrate"):
+                reply = run_command(cmd, request.get("args", []))
+            else:
+                reply = {"code": 2, "stdout": "", "stderr": f"unknown request {cmd!r}"}
+            replies.write(json.dumps(reply) + "\n")
+            replies.flush()
+
+
 def main():
     try:
-        path = os.environ["DJANGO_MIGRATOR_EXPORT_PATH"]
-        data = json.dumps(export(), separators=(",", ":"))
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-        fd = os.open(path, flags, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            if hasattr(os, "fchmod"):
-                os.fchmod(fd, 0o600)  # the file may have existed with wider permissions
-            out.write(data)
+        socket_path = os.environ.get("DJANGO_MIGRATOR_SOCKET")
+        if socket_path:
+            serve(socket_path)
+        else:
+            write_export(os.environ["DJANGO_MIGRATOR_EXPORT_PATH"])
     except Exception:
         traceback.print_exc(file=sys.stderr)
         raise SystemExit(3)

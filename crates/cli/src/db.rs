@@ -11,6 +11,17 @@ use crate::export::Conninfo;
 
 pub struct Db {
     client: Client,
+    /// What this connection was opened to, for the pooler check.
+    endpoint: Endpoint,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Endpoint {
+    unix_socket: bool,
+    /// The port, when exactly one host and port were configured.
+    port: Option<u16>,
+    /// When the connection was opened (seconds since the epoch).
+    opened_at: f64,
 }
 
 /// The physical identity of a database, for the guards.
@@ -202,6 +213,18 @@ impl Db {
     /// abandoned, blocked in a read that ends with the process.
     pub fn connect(info: &Conninfo, timeout: Duration) -> anyhow::Result<Db> {
         let config = config(info, timeout)?;
+        let hosts = config.get_hosts();
+        let endpoint = Endpoint {
+            unix_socket: matches!(hosts.first(), Some(postgres::config::Host::Unix(_))),
+            port: match (hosts.len(), config.get_ports()) {
+                (1, [port]) => Some(*port),
+                _ => None,
+            },
+            opened_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+        };
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let result = config.connect(NoTls).and_then(|mut client| {
@@ -211,7 +234,10 @@ impl Db {
             let _ = sender.send(result);
         });
         match receiver.recv_timeout(timeout) {
-            Ok(result) => Ok(Db { client: result? }),
+            Ok(result) => Ok(Db {
+                client: result?,
+                endpoint,
+            }),
             Err(_) => bail!(
                 "no answer within {} s (--connect-timeout)",
                 timeout.as_secs_f64()
@@ -259,17 +285,31 @@ impl Db {
         Ok(row.get(0))
     }
 
-    /// Session locks only hold on a connection that keeps its backend: behind a
-    /// transaction-pooling proxy (PgBouncer `pool_mode = transaction`) each statement may run in
-    /// another backend, and the lock protects nothing. Checked after taking the lock: the
-    /// backend must be the same across transactions and must be the one holding the lock.
+    /// Session locks only hold on a direct connection. Behind a transaction-pooling proxy
+    /// (PgBouncer `pool_mode = transaction`) other clients' transactions run in the locked
+    /// server session, and when django-migrator dies the lock stays with the pooled server
+    /// connection instead of being released. Checked after taking the lock, without relying on
+    /// pool traffic: the server must see the connection arrive the way it was opened (same
+    /// transport, same port), the backend must be no older than the connection, it must stay
+    /// the same across transactions, and it must hold the lock.
+    /// `DJANGO_MIGRATOR_ALLOW_PROXY=1` accepts a plain TCP proxy or a session-mode pool.
     pub fn lock_untrustworthy(&mut self) -> anyhow::Result<Option<String>> {
+        let advice = "a session lock is only safe on a direct connection: connect django-migrator \
+                      to PostgreSQL itself (HOST/PORT of the server, not of PgBouncer), or set \
+                      DJANGO_MIGRATOR_ALLOW_PROXY=1 for a plain TCP proxy or a session-mode pool";
         let mut pids = vec![];
+        let mut server_port: Option<i32> = None;
+        let mut backend_start = 0.0;
         for _ in 0..3 {
-            let row = self
-                .client
-                .query_one("SELECT pg_catalog.pg_backend_pid()", &[])?;
+            let row = self.client.query_one(
+                "SELECT pg_catalog.pg_backend_pid(), pg_catalog.inet_server_port(),
+                        EXTRACT(epoch FROM a.backend_start)::float8
+                   FROM pg_catalog.pg_stat_activity a WHERE a.pid = pg_catalog.pg_backend_pid()",
+                &[],
+            )?;
             pids.push(row.get::<_, i32>(0));
+            server_port = row.get(1);
+            backend_start = row.get::<_, Option<f64>>(2).unwrap_or(0.0);
         }
         let holds: bool = self
             .client
@@ -277,10 +317,41 @@ impl Db {
             .get(0);
         if pids.windows(2).any(|w| w[0] != w[1]) || !holds {
             return Ok(Some(format!(
-                "the connection does not keep its server session (backend pids {pids:?}, lock held: {holds}); \
-                 a transaction-pooling proxy such as PgBouncer in transaction mode is in the way, and a \
-                 session lock cannot be trusted there: connect django-migrator directly to PostgreSQL \
-                 or through a session-mode pool"
+                "the connection does not keep its server session (backend pids {pids:?}, lock held: {holds}): \
+                 a transaction-pooling proxy such as PgBouncer is in the way; {advice}"
+            )));
+        }
+        if std::env::var("DJANGO_MIGRATOR_ALLOW_PROXY").is_ok_and(|v| v == "1") {
+            return Ok(None);
+        }
+        let endpoint = self.endpoint;
+        let arrived = match server_port {
+            None => "over a Unix socket".to_owned(),
+            Some(port) => format!("over TCP on port {port}"),
+        };
+        let opened = match (endpoint.unix_socket, endpoint.port) {
+            (true, _) => "over a Unix socket".to_owned(),
+            (false, Some(port)) => format!("over TCP on port {port}"),
+            (false, None) => "over TCP".to_owned(),
+        };
+        let transport_differs = endpoint.unix_socket != server_port.is_none();
+        let port_differs = match (endpoint.unix_socket, endpoint.port, server_port) {
+            (false, Some(ours), Some(theirs)) => i32::from(ours) != theirs,
+            _ => false,
+        };
+        if transport_differs || port_differs {
+            return Ok(Some(format!(
+                "django-migrator connected {opened}, but the server sees the connection arrive {arrived}: \
+                 a proxy or pooler (such as PgBouncer with transaction pooling) is in between; {advice}"
+            )));
+        }
+        // On one host (a Unix socket), the clocks agree: a server session older than the
+        // connection was handed over by a pool.
+        if endpoint.unix_socket && backend_start > 0.0 && backend_start + 2.0 < endpoint.opened_at {
+            return Ok(Some(format!(
+                "the server session is {:.0} s older than this connection: a pooler (transaction \
+                 pooling) handed over an existing session; {advice}",
+                endpoint.opened_at - backend_start
             )));
         }
         Ok(None)
@@ -449,7 +520,7 @@ pub fn holder_label() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "unknown-host".into());
-    let user = std::env::var("USER").unwrap_or_default();
+    let user = os_user();
     let mut label = format!(
         "django-migrator {} on {host} pid {} user {user}",
         env!("CARGO_PKG_VERSION"),
@@ -471,4 +542,36 @@ pub fn holder_label() -> String {
         }
     }
     label
+}
+
+/// The OS user: $USER or $LOGNAME when set (cron, containers and `docker exec` often set
+/// neither), else the name of the effective uid from /etc/passwd, else the uid.
+fn os_user() -> String {
+    for key in ["USER", "LOGNAME"] {
+        if let Ok(user) = std::env::var(key) {
+            if !user.is_empty() {
+                return user;
+            }
+        }
+    }
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1).map(str::to_owned))
+        });
+    let Some(uid) = uid else {
+        return "unknown".into();
+    };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let fields: Vec<&str> = line.split(':').collect();
+                (fields.get(2) == Some(&uid.as_str())).then(|| fields[0].to_owned())
+            })
+        })
+        .unwrap_or_else(|| format!("uid {uid}"))
 }

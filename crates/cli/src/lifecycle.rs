@@ -11,7 +11,7 @@ use crate::args::{Format, Global, MigrateFlags};
 use crate::config::Config;
 use crate::db::{self, Db, DriftRow, Identity, Writer};
 use crate::export::{AliasExport, Export};
-use crate::project::{tail, Project};
+use crate::project::{tail, Project, Session};
 use crate::report::{AliasReport, MakeMigrations, Report, Status, StatusAlias, StatusReport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +84,7 @@ impl<'a> Run<'a> {
 
 /// `makemigrations` first, unless skipped: for real in a migrate run (so that the new files are
 /// part of the manifest), as `--check --dry-run` in a check.
-fn makemigrations(run: &Run, mode: Mode) -> anyhow::Result<MakeMigrations> {
+fn makemigrations(run: &Run, session: &mut Session, mode: Mode) -> anyhow::Result<MakeMigrations> {
     if run.flags.skip_makemigrations {
         return Ok(MakeMigrations::new("skipped", String::new()));
     }
@@ -93,7 +93,7 @@ fn makemigrations(run: &Run, mode: Mode) -> anyhow::Result<MakeMigrations> {
         Mode::Check => &["--check", "--dry-run", "--noinput"],
         Mode::Migrate => &["--noinput"],
     };
-    let output = run.project.makemigrations(run.global, args)?;
+    let output = session.makemigrations(args)?;
     let text = format!("{}{}", output.stdout, output.stderr)
         .trim()
         .to_owned();
@@ -110,23 +110,49 @@ fn makemigrations(run: &Run, mode: Mode) -> anyhow::Result<MakeMigrations> {
 
 pub fn run_all(run: &Run, mode: Mode) -> anyhow::Result<Report> {
     let started = Instant::now();
-    let makemigrations = makemigrations(run, mode)?;
-    let export = {
+    let mut session = {
+        let _spinner = run.progress.start("starting Django".into());
+        run.project.session(run.global)?
+    };
+    let read_project = |session: &mut Session| {
         let _spinner = run
             .progress
             .start("reading the Django project (settings, routers, migration graph)".into());
-        run.project.export(run.global)?
+        session.export()
+    };
+    // A bad --database or --app is a usage error before makemigrations may write anything.
+    let early = if run.flags.app.is_some() || !run.flags.database.is_empty() {
+        let export = read_project(&mut session)?;
+        export.ordered(&run.flags.database)?;
+        if let Some(app) = &run.flags.app {
+            check_app_exists(&export, app)?;
+        }
+        Some(export)
+    } else {
+        None
+    };
+    let makemigrations = makemigrations(run, &mut session, mode)?;
+    let export = match early {
+        Some(export) if makemigrations.status != "created" => export,
+        _ => read_project(&mut session)?,
     };
     let export_ms = ms(started);
-    let aliases = export.ordered(&run.flags.database)?;
-    if let Some(app) = &run.flags.app {
-        check_app_exists(&export, app)?;
-    }
+    let selected: Vec<String> = export
+        .ordered(&run.flags.database)?
+        .iter()
+        .map(|a| a.alias.clone())
+        .collect();
 
     let mut seen: Vec<(Identity, String)> = vec![];
     let mut reports: Vec<AliasReport> = vec![];
     let mut stopped = false;
-    for alias in aliases {
+    for alias in export.ordered(&[])? {
+        if !selected.contains(&alias.alias) {
+            // Not run, but an alias given alone must still be recognised as the same database
+            // as an earlier one (a TEST MIRROR alias).
+            remember_identity(run.global, alias, &mut seen);
+            continue;
+        }
         let mut report = AliasReport::new(&alias.alias);
         if stopped {
             report
@@ -148,7 +174,7 @@ pub fn run_all(run: &Run, mode: Mode) -> anyhow::Result<Report> {
                 .warnings
                 .push(format!("skipped: the router does not migrate {app} here"));
         } else {
-            run_alias(run, mode, alias, &mut seen, &mut report);
+            run_alias(run, &mut session, mode, alias, &mut seen, &mut report);
             report.settle();
             stopped = run.flags.fail_fast && !report.status.is_clean();
         }
@@ -171,6 +197,24 @@ pub fn run_all(run: &Run, mode: Mode) -> anyhow::Result<Report> {
         aliases: reports,
         timings_ms: timings,
     })
+}
+
+/// Records the physical identity of an alias that is not part of this run.
+fn remember_identity(global: &Global, alias: &AliasExport, seen: &mut Vec<(Identity, String)>) {
+    if alias.vendor != "postgresql" {
+        return;
+    }
+    let timeout = Duration::from_secs(global.connect_timeout.max(1));
+    let identity = Db::connect(&alias.conninfo, timeout).and_then(|mut db| {
+        db.extension_version()?
+            .ok_or_else(|| anyhow::anyhow!("no extension"))?;
+        db.identity()
+    });
+    if let Ok(identity) = identity {
+        if !seen.iter().any(|(other, _)| other.same_database(&identity)) {
+            seen.push((identity, alias.alias.clone()));
+        }
+    }
 }
 
 fn check_app_exists(export: &Export, app: &str) -> anyhow::Result<()> {
@@ -316,6 +360,7 @@ fn connect_and_guard(
 
 fn run_alias(
     run: &Run,
+    session: &mut Session,
     mode: Mode,
     alias: &AliasExport,
     seen: &mut Vec<(Identity, String)>,
@@ -332,7 +377,7 @@ fn run_alias(
     };
     let result = match mode {
         Mode::Check => check_alias(&mut db, run.flags, manifest, report),
-        Mode::Migrate => migrate_alias(run, alias, &mut db, manifest, report),
+        Mode::Migrate => migrate_alias(run, session, alias, &mut db, manifest, report),
     };
     if let Err(error) = result {
         report.errors.push(format!("{error:#}"));
@@ -341,6 +386,7 @@ fn run_alias(
 
 fn migrate_alias(
     run: &Run,
+    session: &mut Session,
     alias: &AliasExport,
     db: &mut Db,
     manifest: &serde_json::Value,
@@ -384,7 +430,7 @@ fn migrate_alias(
         return Ok(());
     }
     report.guard("no_concurrent_migration", true, "lock acquired");
-    let result = migrate_locked(run, alias, db, manifest, report);
+    let result = migrate_locked(run, session, alias, db, manifest, report);
     // The lock dies with the session anyway; releasing it early lets the next deploy go on.
     let released = db.unlock();
     result?;
@@ -393,6 +439,7 @@ fn migrate_alias(
 
 fn migrate_locked(
     run: &Run,
+    session: &mut Session,
     alias: &AliasExport,
     db: &mut Db,
     manifest: &serde_json::Value,
@@ -432,22 +479,24 @@ fn migrate_locked(
             if drifted == 1 { "" } else { "s" },
             alias.alias
         ));
+        // What is still to do is part of the report even when nothing was migrated.
+        report.pending = db.pending()?;
         return Ok(());
     }
 
     let started = Instant::now();
-    let mut args = vec!["migrate"];
+    let mut args = vec![];
     if let Some(app) = &run.flags.app {
-        args.push(app);
+        args.push(app.as_str());
     }
     args.extend(["--database", &alias.alias, "--noinput"]);
     let output = {
         let _spinner = run.progress.start(format!(
-            "{}: running Django's {}",
+            "{}: running Django's migrate {}",
             alias.alias,
             args.join(" ")
         ));
-        run.project.run_manage(run.global, &args)?
+        session.migrate(&args)?
     };
     report.timings_ms.insert("migrate".into(), ms(started));
     report.migrated = applied_migrations(&output.stdout);
@@ -456,7 +505,7 @@ fn migrate_locked(
     }
     if !output.success {
         report.errors.push(format!(
-            "Django's {} failed:\n{}",
+            "Django's migrate {} failed:\n{}",
             args.join(" "),
             tail(&output.stderr, 20)
         ));
@@ -481,9 +530,18 @@ pub fn status(run: &Run) -> anyhow::Result<StatusReport> {
         let _spinner = run.progress.start("reading the Django project".into());
         run.project.export(run.global)?
     };
+    let selected: Vec<String> = export
+        .ordered(&run.flags.database)?
+        .iter()
+        .map(|a| a.alias.clone())
+        .collect();
     let mut seen: Vec<(Identity, String)> = vec![];
     let mut aliases = vec![];
-    for alias in export.ordered(&run.flags.database)? {
+    for alias in export.ordered(&[])? {
+        if !selected.contains(&alias.alias) {
+            remember_identity(run.global, alias, &mut seen);
+            continue;
+        }
         let mut report = AliasReport::new(&alias.alias);
         let mut migrations = vec![];
         if let Some(mut db) = connect_and_guard(run.global, alias, &mut seen, &mut report) {

@@ -62,7 +62,7 @@ pub fn migrator(
             migrate(project, global, config, &run_flags, Mode::Check, out)
         }
         Some(3) => {
-            let output = project.makemigrations(global, &[])?;
+            let output = project.session(global)?.makemigrations(&[])?;
             write!(out, "{}", output.stdout)?;
             eprint!("{}", output.stderr);
             Ok(if output.success { 0 } else { 1 })

@@ -1,8 +1,12 @@
 //! The user's Django project: its manage.py, its interpreter, and the commands run in it.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::process::Child;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
@@ -17,15 +21,6 @@ const EXPORTER: &str = include_str!("../../../python/django_migrator/exporter.py
 /// the project sets it up. Nothing it prints on stdout is read.
 const BOOTSTRAP: &str =
     "import os, runpy; runpy.run_path(os.environ['DJANGO_MIGRATOR_EXPORTER'], run_name='__main__')";
-
-/// `makemigrations` with Django's history-consistency check switched off: that check raises
-/// on a deleted history row (InconsistentMigrationHistory) before django-migrator can scan and
-/// repair the history per alias, which is its job. Arguments come in DJANGO_MIGRATOR_ARGS.
-const MAKEMIGRATIONS: &str = "import json, os\n\
-from django.db.migrations.loader import MigrationLoader\n\
-MigrationLoader.check_consistent_history = lambda self, connection: None\n\
-from django.core.management import call_command\n\
-call_command('makemigrations', *json.loads(os.environ['DJANGO_MIGRATOR_ARGS']))\n";
 
 pub struct Project {
     pub manage: PathBuf,
@@ -88,35 +83,6 @@ impl Project {
         command
     }
 
-    /// Runs a manage.py command to completion, capturing what it prints.
-    pub fn run_manage(&self, global: &Global, args: &[&str]) -> anyhow::Result<Output> {
-        let output = self
-            .manage_command(global, args)
-            .output()
-            .with_context(|| format!("cannot run {}", self.python.display()))?;
-        Ok(Output {
-            success: output.status.success(),
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        })
-    }
-
-    /// Runs `makemigrations <args>` (see [`MAKEMIGRATIONS`]).
-    pub fn makemigrations(&self, global: &Global, args: &[&str]) -> anyhow::Result<Output> {
-        let mut command = self.manage_command(global, &["shell", "-v", "0", "-c", MAKEMIGRATIONS]);
-        command.env("DJANGO_MIGRATOR_ARGS", serde_json::to_string(args)?);
-        let output = command
-            .output()
-            .with_context(|| format!("cannot run {}", self.python.display()))?;
-        Ok(Output {
-            success: output.status.success(),
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        })
-    }
-
     /// Reads the project's databases and migration graph (one Python start for all aliases).
     pub fn export(&self, global: &Global) -> anyhow::Result<Export> {
         // A private directory: the export holds connection passwords.
@@ -158,6 +124,148 @@ impl Project {
             )
         })?;
         Export::parse(&text)
+    }
+}
+
+/// One Django process serving a whole run (the exporter's `serve` mode): makemigrations, the
+/// export and every alias's migrate, so Django starts once instead of once per alias. Requests
+/// and replies travel as JSON lines over a Unix socket in a private directory, so nothing the
+/// project prints can interfere.
+pub struct Session {
+    child: Child,
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    stderr: Arc<Mutex<String>>,
+    dir: tempfile::TempDir,
+}
+
+#[derive(serde::Deserialize)]
+struct Reply {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Project {
+    pub fn session(&self, global: &Global) -> anyhow::Result<Session> {
+        let dir = tempfile::Builder::new()
+            .prefix("django-migrator-")
+            .tempdir()
+            .context("cannot create a temporary directory")?;
+        let exporter = dir.path().join("exporter.py");
+        std::fs::write(&exporter, EXPORTER).context("cannot write the exporter")?;
+        let socket = dir.path().join("session.sock");
+        let listener = UnixListener::bind(&socket).context("cannot create the session socket")?;
+        listener.set_nonblocking(true)?;
+        let mut command = self.manage_command(global, &["shell", "-v", "0", "-c", BOOTSTRAP]);
+        command
+            .env("DJANGO_MIGRATOR_EXPORTER", &exporter)
+            .env("DJANGO_MIGRATOR_SOCKET", &socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().with_context(|| {
+            format!(
+                "cannot start the project's Python {} (pass --python PATH or activate the virtualenv)",
+                self.python.display()
+            )
+        })?;
+        let stderr = Arc::new(Mutex::new(String::new()));
+        if let Some(mut pipe) = child.stderr.take() {
+            let sink = Arc::clone(&stderr);
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = pipe.read_to_string(&mut text);
+                sink.lock().map(|mut s| s.push_str(&text)).ok();
+            });
+        }
+        let stream = loop {
+            match listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    if let Some(status) = child.try_wait()? {
+                        // Give the stderr reader a moment to collect the traceback.
+                        std::thread::sleep(Duration::from_millis(50));
+                        let text = stderr.lock().map(|s| s.clone()).unwrap_or_default();
+                        bail!(
+                            "Django could not start or read the migration graph ({}):\n{}",
+                            describe_status(status),
+                            tail(&text, 30)
+                        );
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(error) => return Err(error).context("the session socket failed"),
+            }
+        };
+        stream.set_nonblocking(false)?;
+        Ok(Session {
+            child,
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+            stderr,
+            dir,
+        })
+    }
+}
+
+impl Session {
+    fn request(&mut self, request: serde_json::Value) -> anyhow::Result<Output> {
+        writeln!(self.writer, "{request}")?;
+        self.writer.flush()?;
+        let mut line = String::new();
+        if self.reader.read_line(&mut line)? == 0 {
+            let _ = self.child.wait();
+            std::thread::sleep(Duration::from_millis(50));
+            let text = self.stderr.lock().map(|s| s.clone()).unwrap_or_default();
+            bail!(
+                "the project's Python process ended unexpectedly:\n{}",
+                tail(&text, 30)
+            );
+        }
+        let reply: Reply =
+            serde_json::from_str(&line).context("unreadable reply from the session")?;
+        Ok(Output {
+            success: reply.code == 0,
+            code: Some(reply.code),
+            stdout: reply.stdout,
+            stderr: reply.stderr,
+        })
+    }
+
+    pub fn makemigrations(&mut self, args: &[&str]) -> anyhow::Result<Output> {
+        self.request(serde_json::json!({"cmd": "makemigrations", "args": args}))
+    }
+
+    pub fn migrate(&mut self, args: &[&str]) -> anyhow::Result<Output> {
+        self.request(serde_json::json!({"cmd": "migrate", "args": args}))
+    }
+
+    pub fn export(&mut self) -> anyhow::Result<Export> {
+        let path = self.dir.path().join("export.json");
+        let output = self.request(serde_json::json!({"cmd": "export", "path": path}))?;
+        if !output.success {
+            bail!(
+                "Django could not read the migration graph:\n{}",
+                tail(&output.stderr, 30)
+            );
+        }
+        let text = std::fs::read_to_string(&path).context("the exporter wrote nothing")?;
+        Export::parse(&text)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = writeln!(self.writer, "{}", serde_json::json!({"cmd": "quit"}));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
