@@ -77,6 +77,18 @@ class Cluster:
             raise AssertionError(f"psql on {db} failed for {sql!r}:\n{proc.stderr}")
         return proc.stdout.strip()
 
+    def psql_failure(self, db, sql):
+        """Runs `sql` as postgres, for statements expected to fail; returns (exit code, stderr)
+        with psql's verbose errors, which include the SQLSTATE."""
+        proc = subprocess.run(
+            [str(PG_BIN / "psql"), "-X", "-v", "ON_ERROR_STOP=1",
+             "-h", str(self.sock), "-p", str(self.port), "-U", "postgres", "-d", db,
+             "-Atq", "-c", "\\set VERBOSITY verbose", "-c", sql],
+            capture_output=True, text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL,
+            env=_base_env(),
+        )
+        return proc.returncode, proc.stderr
+
     def psql_session(self, db):
         """An interactive psql kept open: feed it statements on stdin, read results from stdout."""
         return subprocess.Popen(
@@ -257,3 +269,97 @@ def migrated_shop(cluster, migrated_template):
         yield project
     finally:
         cluster.drop_databases(prefix)
+
+
+# Background runs: the CLI started without waiting for it, for tests that act while it runs.
+
+class BackgroundRun:
+    """A CLI run in its own process group (the CLI and the Django commands it starts), with its
+    output in files so that a long run never blocks on a full pipe."""
+
+    def __init__(self, argv, env):
+        import tempfile
+
+        self.argv = argv
+        self._out = tempfile.TemporaryFile(mode="w+")
+        self._err = tempfile.TemporaryFile(mode="w+")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=self._out, stderr=self._err, text=True,
+                                     start_new_session=True)
+        self.pid = self.proc.pid
+        self.run = None
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def output(self):
+        """What it printed so far, for failure messages."""
+        self._out.seek(0)
+        self._err.seek(0)
+        return f"--- stdout\n{self._out.read()}\n--- stderr\n{self._err.read()}"
+
+    def finish(self, timeout=TIMEOUT):
+        """Waits for the run (killing its process group after `timeout` s); returns a Run."""
+        if self.run is None:
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill_group()
+                raise AssertionError(
+                    f"$ {' '.join(self.argv)}\nstill running after {timeout} s; killed\n"
+                    f"{self.output()}") from None
+            elapsed = time.monotonic() - self.started
+            self._out.seek(0)
+            self._err.seek(0)
+            done = subprocess.CompletedProcess(self.argv, self.proc.returncode,
+                                               self._out.read(), self._err.read())
+            self.run = Run(self.argv, done, elapsed)
+        return self.run
+
+    def kill_group(self):
+        """SIGKILL to the run's own process group, as a cancelled deploy job gets it."""
+        import signal
+
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(timeout=TIMEOUT)
+        # The Django child may outlive the CLI by a moment; the group id is still ours.
+        for _ in range(100):
+            try:
+                os.killpg(self.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
+
+    def close(self):
+        self.kill_group()
+        self._out.close()
+        self._err.close()
+
+
+@pytest.fixture
+def start_cli():
+    """start_cli(shop, *args, env=None, drop_env=()) starts the CLI on the example project in the
+    background and returns a BackgroundRun; whatever still runs at the end of the test is killed."""
+    runs = []
+
+    def start(shop, *args, env=None, drop_env=()):
+        if not BIN.is_file():
+            pytest.fail(f"no django-migrator binary at {BIN} (build it or set DJANGO_MIGRATOR_BIN)")
+        argv = [str(BIN), "--manage", MANAGE, "--python", PYTHON, *args]
+        full_env = shop.env(**(env or {}))
+        for key in drop_env:
+            full_env.pop(key, None)
+        run = BackgroundRun(argv, full_env)
+        runs.append(run)
+        return run
+
+    try:
+        yield start
+    finally:
+        for run in runs:
+            run.close()
