@@ -10,7 +10,7 @@ PYTHON := .venv/bin/python
 PGTEST_DIR := /var/tmp/django-migrator-pgtest
 export USER ?= root
 
-.PHONY: help deps build test demo lint unit pgtest pytest e2e accuracy
+.PHONY: help deps build test demo lint unit pgtest pytest e2e accuracy bench wheel-test django-versions
 
 help:
 	@echo "make demo   install what is missing, build, and run django-migrator on the example project"
@@ -37,7 +37,8 @@ pgtest: deps
 	CARGO_PGRX_TEST_RUNAS=postgres CARGO_PGRX_TEST_PGDATA=$(PGTEST_DIR)/data \
 		cargo pgrx test -p django_migrator pg15
 
-pytest: deps
+# The Django app's tests run the real binary against a cluster, so they need `build`.
+pytest: build
 	$(PYTHON) -m pytest tests/python -q
 
 e2e: build
@@ -50,6 +51,15 @@ accuracy: build
 # pgtest installs a test build of the extension; `accuracy` and `e2e` depend on `build`, which
 # installs the release build again before they use it.
 test: lint unit pgtest pytest accuracy e2e
+
+# Builds the wheel (with the binary) and installs it into a fresh virtualenv; slow (it
+# compiles the CLI again), so not part of `make test`.
+wheel-test: build
+	DJANGO_MIGRATOR_WHEEL_TEST=1 $(PYTHON) -m pytest tests/wheel -q -rs
+
+# The Python side on every Django version this machine can install.
+django-versions: build
+	bash scripts/test-django-versions.sh
 
 demo: build
 	@bash scripts/demo.sh

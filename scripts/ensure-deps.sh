@@ -8,8 +8,8 @@ PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 say() { printf '==> %s\n' "$*" >&2; }
 
 # 1. Debian packages: PostgreSQL 15 with its headers, libclang for pgrx's bindgen, sudo for
-#    pgrx's test installer.
-packages=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo)
+#    pgrx's test installer, PgBouncer for the test that a transaction pooler is refused.
+packages=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo pgbouncer)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' \
