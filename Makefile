@@ -16,6 +16,7 @@ help:
 	@echo "make demo   install what is missing, build, and run django-migrator on the example project"
 	@echo "make test   install what is missing and run every test layer"
 	@echo "make build  build target/release/django-migrator and install the extension into PostgreSQL 15"
+	@echo "make bench  benchmarks; writes docs/bench.md"
 
 deps:
 	@bash scripts/ensure-deps.sh
@@ -51,6 +52,10 @@ accuracy: build
 # pgtest installs a test build of the extension; `accuracy` and `e2e` depend on `build`, which
 # installs the release build again before they use it.
 test: lint unit pgtest pytest accuracy e2e
+
+# Speed and memory against the catalog read and plain Django loops; rewrites docs/bench.md.
+bench: build
+	bash bench/run.sh
 
 # Builds the wheel (with the binary) and installs it into a fresh virtualenv; slow (it
 # compiles the CLI again), so not part of `make test`.
