@@ -159,6 +159,8 @@ pub fn run_all(run: &Run, mode: Mode) -> anyhow::Result<Report> {
                 .warnings
                 .push("not run: --fail-fast stopped at an earlier alias".into());
         } else if run.config.skip_aliases.contains(&alias.alias) {
+            // Not run, but a mirror of it must still be recognised as its database.
+            remember_identity(run.global, alias, &mut seen);
             report.status = Status::Skipped;
             report
                 .warnings
@@ -169,6 +171,7 @@ pub fn run_all(run: &Run, mode: Mode) -> anyhow::Result<Report> {
             .as_ref()
             .filter(|app| !alias.router_migrates(app))
         {
+            remember_identity(run.global, alias, &mut seen);
             report.status = Status::Skipped;
             report
                 .warnings
