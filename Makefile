@@ -10,7 +10,7 @@ PYTHON := .venv/bin/python
 PGTEST_DIR := /var/tmp/django-migrator-pgtest
 export USER ?= root
 
-.PHONY: help deps build test demo lint unit pgtest pytest e2e accuracy bench wheel-test django-versions
+.PHONY: help deps build test demo lint unit pgtest pytest e2e accuracy bench wheel-test
 
 help:
 	@echo "make demo   install what is missing, build, and run django-migrator on the example project"
@@ -38,9 +38,11 @@ pgtest: deps
 	CARGO_PGRX_TEST_RUNAS=postgres CARGO_PGRX_TEST_PGDATA=$(PGTEST_DIR)/data \
 		cargo pgrx test -p django_migrator pg15
 
-# The Django app's tests run the real binary against a cluster, so they need `build`.
+# The exporter, the Django app and the Python API on every Django version this machine can
+# install (4.2, 5.2, and 6.x where a Python 3.12 exists). The Django app's tests run the real
+# binary against a cluster, so they need `build`.
 pytest: build
-	$(PYTHON) -m pytest tests/python -q
+	bash scripts/test-django-versions.sh
 
 e2e: build
 	$(PYTHON) -m pytest tests/e2e -q
@@ -61,10 +63,6 @@ bench: build
 # compiles the CLI again), so not part of `make test`.
 wheel-test: build
 	DJANGO_MIGRATOR_WHEEL_TEST=1 $(PYTHON) -m pytest tests/wheel -q -rs
-
-# The Python side on every Django version this machine can install.
-django-versions: build
-	bash scripts/test-django-versions.sh
 
 demo: build
 	@bash scripts/demo.sh
