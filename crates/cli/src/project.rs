@@ -3,8 +3,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::Child;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -85,45 +84,7 @@ impl Project {
 
     /// Reads the project's databases and migration graph (one Python start for all aliases).
     pub fn export(&self, global: &Global) -> anyhow::Result<Export> {
-        // A private directory: the export holds connection passwords.
-        let dir = tempfile::Builder::new()
-            .prefix("django-migrator-")
-            .tempdir()
-            .context("cannot create a temporary directory")?;
-        let exporter = dir.path().join("exporter.py");
-        let target = dir.path().join("export.json");
-        std::fs::write(&exporter, EXPORTER).context("cannot write the exporter")?;
-        let mut command = self.manage_command(global, &["shell", "-v", "0", "-c", BOOTSTRAP]);
-        command
-            .env("DJANGO_MIGRATOR_EXPORTER", &exporter)
-            .env("DJANGO_MIGRATOR_EXPORT_PATH", &target)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().with_context(|| {
-            format!(
-                "cannot start the project's Python {} (pass --python PATH or activate the virtualenv)",
-                self.python.display()
-            )
-        })?;
-        let mut stderr = String::new();
-        if let Some(mut pipe) = child.stderr.take() {
-            let _ = pipe.read_to_string(&mut stderr);
-        }
-        let status = child.wait().context("the exporter did not finish")?;
-        if !status.success() {
-            bail!(
-                "Django could not start or read the migration graph ({}):\n{}",
-                describe_status(status),
-                tail(&stderr, 30)
-            );
-        }
-        let text = std::fs::read_to_string(&target).with_context(|| {
-            format!(
-                "the exporter finished but wrote nothing; is {} a Django manage.py?",
-                self.manage.display()
-            )
-        })?;
-        Export::parse(&text)
+        self.session(global)?.export()
     }
 }
 
