@@ -22,6 +22,22 @@ fn serialize_on_the_lock() {
     Spi::run("SELECT pg_advisory_xact_lock(django_migrator.lock_key())").unwrap();
 }
 
+/// Creates `django_migrator_test_refused(sql)`: true when `sql` fails with
+/// insufficient_privilege (run in a subtransaction, so the test goes on).
+fn create_refusal_probe() {
+    Spi::run(
+        "CREATE OR REPLACE FUNCTION pg_temp.django_migrator_test_refused(sql text) RETURNS boolean
+         LANGUAGE plpgsql AS $$
+         BEGIN
+             EXECUTE sql;
+             RETURN false;
+         EXCEPTION WHEN insufficient_privilege THEN
+             RETURN true;
+         END $$",
+    )
+    .unwrap();
+}
+
 fn load(manifest: serde_json::Value) -> String {
     Spi::get_one_with_args::<String>(
         "SELECT django_migrator.load_manifest($1)",
@@ -428,4 +444,42 @@ fn record_companions_records_only_companion_migrations_with_effects_present() {
         vec!["fake_apply shop.0003_stock"]
     );
     assert_eq!(scan_rows(), vec!["gone.0001_initial=orphan_record"]);
+}
+
+#[pg_test]
+fn a_monitoring_role_can_scan_but_cannot_change_anything() {
+    setup_django_schema();
+    load(shop_manifest());
+    create_refusal_probe();
+    Spi::run(
+        "CREATE ROLE dm_monitor NOLOGIN;
+         GRANT SELECT ON public.django_migrations TO dm_monitor;
+         SET LOCAL ROLE dm_monitor;",
+    )
+    .unwrap();
+    assert_eq!(scan_rows(), vec!["gone.0001_initial=orphan_record"]);
+    assert_eq!(
+        Spi::get_one::<i64>("SELECT count(*) FROM django_migrator.status()").unwrap(),
+        Some(3)
+    );
+    assert_eq!(
+        Spi::get_one::<i64>("SELECT sum(count)::bigint FROM django_migrator.drift_summary").unwrap(),
+        Some(1)
+    );
+    // Every writer is refused with insufficient_privilege, and nothing changes.
+    for call in [
+        "SELECT django_migrator.load_manifest('{}'::jsonb)",
+        "SELECT * FROM django_migrator.repair()",
+        "SELECT * FROM django_migrator.record_companions()",
+        "SELECT * FROM django_migrator.undo_repair(1)",
+        "SELECT django_migrator._journal_append('a', 'b', 'c', '[]', '[]', '[]')",
+        "INSERT INTO django_migrator.lock_labels VALUES (1, now(), 'x', now())",
+        "UPDATE django_migrator.manifest SET alias = 'x'",
+    ] {
+        let refused = Spi::get_one::<bool>(&format!(
+            "SELECT pg_temp.django_migrator_test_refused($q${call}$q$)"
+        ))
+        .unwrap();
+        assert_eq!(refused, Some(true), "{call}");
+    }
 }
