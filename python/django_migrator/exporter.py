@@ -462,6 +462,24 @@ def run_command(name, args):
     return {"code": code, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()}
 
 
+def die_with_parent():
+    """If the CLI dies (SIGKILL included), this process must not go on migrating without the
+    lock the CLI held: on Linux, ask the kernel to kill it with its parent."""
+    import signal
+
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:
+        # The parent died before the request was in place.
+        os._exit(1)
+
+
 def serve(socket_path):
     """One Django process for a whole run: the CLI sends one JSON request per line on a Unix
     socket in its private directory ({"cmd": "makemigrations" | "migrate", "args": [...]} or
@@ -471,6 +489,7 @@ def serve(socket_path):
     import importlib
     import socket
 
+    die_with_parent()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as channel:
         channel.connect(socket_path)
         requests = channel.makefile("r", encoding="utf-8")

@@ -275,6 +275,45 @@ def test_a_killed_holder_process_releases_the_lock_at_once(shop):
     assert run.elapsed < 15, f"took {run.elapsed:.1f}s"
 
 
+def _children(pid):
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
+def _alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_django_dies_with_a_killed_cli_and_never_migrates_without_the_lock(
+        migrated_shop, start_cli, tmp_path):
+    shop = migrated_shop
+    env = settings_env(SHOP_GATE_DIR=str(tmp_path))
+    doomed = start_cli(shop, "--settings", "settings_gated", "--format", "json",
+                       "migrate-all", "--non-interactive", env=env)
+    wait_for(lambda: (tmp_path / "entered").exists(), "Django's migrate at the gate", 15,
+             while_running=doomed)
+    django = _children(doomed.pid)
+    assert django, "the CLI runs Django as its child"
+
+    # Only the CLI is killed (not its process group): Django must not go on on its own.
+    os.kill(doomed.pid, signal.SIGKILL)
+    wait_for(lambda: not any(_alive(pid) for pid in django), "Django to die with the CLI", 10)
+    assert "gated.0001_wait_at_gate" not in shop.recorded("default")
+
+    run, report = shop.cli_json("--settings", "settings_gated", "migrate-all",
+                                "--non-interactive", "--lock-timeout", "30",
+                                env=settings_env())
+    assert run.code == 0, str(run)
+    assert "gated.0001_wait_at_gate" in by_alias(report)["default"]["migrated"]
+
+
 def test_a_run_killed_inside_djangos_migrate_leaves_no_stale_lock(migrated_shop, start_cli,
                                                                    tmp_path):
     shop = migrated_shop
