@@ -184,22 +184,19 @@ pub fn run_all(run: &Run, mode: Mode) -> anyhow::Result<Report> {
         reports.push(report);
     }
 
-    let mut timings = BTreeMap::new();
-    timings.insert("export".to_owned(), export_ms);
-    timings.insert("total".to_owned(), ms(started));
-    Ok(Report {
-        format_version: crate::report::FORMAT_VERSION,
-        command: if mode == Mode::Check {
-            "check"
-        } else {
-            "migrate-all"
-        },
-        all_clean: makemigrations.is_clean() && reports.iter().all(|r| r.status.is_clean()),
-        django_version: export.django_version,
-        makemigrations: Some(makemigrations),
-        aliases: reports,
-        timings_ms: timings,
-    })
+    let command = if mode == Mode::Check {
+        "check"
+    } else {
+        "migrate-all"
+    };
+    Ok(Report::new(
+        command,
+        export.django_version,
+        Some(makemigrations),
+        reports,
+        export_ms,
+        ms(started),
+    ))
 }
 
 /// Records the physical identity of an alias that is not part of this run.
@@ -719,18 +716,14 @@ pub fn install(project: &Project, global: &Global, only: &[String]) -> anyhow::R
         report.settle();
         reports.push(report);
     }
-    let mut timings = BTreeMap::new();
-    timings.insert("export".to_owned(), export_ms);
-    timings.insert("total".to_owned(), ms(started));
-    Ok(Report {
-        format_version: crate::report::FORMAT_VERSION,
-        command: "install",
-        all_clean: reports.iter().all(|r| r.status.is_clean()),
-        django_version: export.django_version,
-        makemigrations: None,
-        aliases: reports,
-        timings_ms: timings,
-    })
+    Ok(Report::new(
+        "install",
+        export.django_version,
+        None,
+        reports,
+        export_ms,
+        ms(started),
+    ))
 }
 
 fn install_alias(

@@ -162,6 +162,30 @@ impl AliasReport {
 }
 
 impl Report {
+    /// The report of a run; clean only if makemigrations and every alias are.
+    pub fn new(
+        command: &'static str,
+        django_version: String,
+        makemigrations: Option<MakeMigrations>,
+        aliases: Vec<AliasReport>,
+        export_ms: u64,
+        total_ms: u64,
+    ) -> Report {
+        Report {
+            format_version: FORMAT_VERSION,
+            command,
+            all_clean: makemigrations.as_ref().is_none_or(MakeMigrations::is_clean)
+                && aliases.iter().all(|a| a.status.is_clean()),
+            django_version,
+            makemigrations,
+            aliases,
+            timings_ms: BTreeMap::from([
+                ("export".to_owned(), export_ms),
+                ("total".to_owned(), total_ms),
+            ]),
+        }
+    }
+
     pub fn exit_status(&self) -> u8 {
         if self.all_clean {
             0
