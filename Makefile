@@ -25,6 +25,7 @@ deps:
 build: deps
 	cargo build --release --locked -p django-migrator-cli
 	cargo pgrx install --release -p django_migrator --pg-config $(PG_CONFIG) >/dev/null
+	install -m 644 sql/archive/django_migrator--*.sql $$($(PG_CONFIG) --sharedir)/extension/
 
 lint: deps
 	cargo fmt --all --check

@@ -22,10 +22,11 @@ pub struct StoredManifest {
     pub migrations_schema: String,
 }
 
-pub fn store_manifest(manifest: &Manifest) -> Result<String, ExtError> {
-    let digest = manifest.digest();
-    let body = serde_json::to_string(manifest).expect("a manifest always serialises");
-    Spi::connect_mut(|client| {
+/// How the calling session resolves Django's unqualified names: its `current_schemas(false)`
+/// and the schema holding (or about to hold) `django_migrations`. Only for 0.1.0's entry
+/// point; 0.2.0's SQL wrapper passes both in.
+pub fn session_resolution() -> Result<(Vec<String>, String), ExtError> {
+    Spi::connect(|client| {
         let session = client
             .select(
                 "SELECT pg_catalog.current_schemas(false)::text[],
@@ -39,16 +40,26 @@ pub fn store_manifest(manifest: &Manifest) -> Result<String, ExtError> {
             )?
             .first();
         let search_path: Vec<String> = session.get(1)?.unwrap_or_default();
-        // Where django_migrations is, or where Django will create it.
         let migrations_schema: String = match session.get::<String>(2)? {
             Some(schema) => schema,
             None => session.get::<String>(3)?.ok_or(ExtError::NoSchema)?,
         };
+        Ok((search_path, migrations_schema))
+    })
+}
+
+pub fn store_manifest(
+    manifest: &Manifest,
+    (search_path, migrations_schema): (Vec<String>, String),
+) -> Result<String, ExtError> {
+    let digest = manifest.digest();
+    let body = serde_json::to_string(manifest).expect("a manifest always serialises");
+    Spi::connect_mut(|client| {
         client.update(
             "INSERT INTO django_migrator.manifest AS m
                     (singleton, alias, digest, loaded_at, loaded_by, migrations, effects,
                      search_path, migrations_schema, body)
-             VALUES (true, $1, $2, pg_catalog.now(), CURRENT_USER, $3, $4, $5, $6, $7::jsonb)
+             VALUES (true, $1, $2, pg_catalog.now(), CURRENT_USER, $3, $4, $5, $6, $7::pg_catalog.jsonb)
              ON CONFLICT (singleton) DO UPDATE
                 SET alias = excluded.alias, digest = excluded.digest,
                     loaded_at = excluded.loaded_at, loaded_by = excluded.loaded_by,

@@ -29,17 +29,44 @@ fn lock_key() -> i64 {
     django_migrator_core::LOCK_KEY
 }
 
-/// Replaces this database's expectations with `manifest`, atomically, and returns its digest.
-///
-/// Deliberately not pinned to a search_path: it records the caller's `current_schemas(false)`,
-/// which is what Django's unqualified table names resolve against on this connection. Every
-/// name it uses itself is schema-qualified.
-#[pg_extern(volatile, parallel_unsafe)]
+/// 0.1.0's `load_manifest(jsonb)`, which resolved names with the caller's search_path. Kept
+/// only so that a database still at 0.1.0 keeps working with this library until `ALTER
+/// EXTENSION django_migrator UPDATE`; the SQL of 0.2.0 does not refer to it.
+#[pg_extern(sql = false)]
 fn load_manifest(manifest: pgrx::JsonB) -> String {
-    let text = manifest.0.to_string();
-    let manifest = Manifest::parse(&text).unwrap_or_else(|e| ExtError::from(e).raise());
-    facts::store_manifest(&manifest).unwrap_or_else(|e| e.raise())
+    let manifest = parse_manifest(&manifest);
+    let session = facts::session_resolution().unwrap_or_else(|e| e.raise());
+    facts::store_manifest(&manifest, session).unwrap_or_else(|e| e.raise())
 }
+
+/// The work of `load_manifest(jsonb)` (a SQL function, see sql/load.sql): replaces this
+/// database's expectations with `manifest`, atomically, and returns its digest.
+///
+/// Pinned to `pg_catalog`: the caller's name resolution arrives as arguments instead —
+/// `search_path` is the caller's `current_schemas(false)` (what Django's unqualified names
+/// resolve against) and `migrations_schema` the schema where `django_migrations` is or will be.
+#[pg_extern(volatile, parallel_unsafe, name = "_load_manifest")]
+#[search_path(pg_catalog, pg_temp)]
+fn load_manifest_resolved(
+    manifest: pgrx::JsonB,
+    search_path: Vec<String>,
+    migrations_schema: Option<String>,
+) -> String {
+    let manifest = parse_manifest(&manifest);
+    let migrations_schema = migrations_schema.unwrap_or_else(|| ExtError::NoSchema.raise());
+    facts::store_manifest(&manifest, (search_path, migrations_schema)).unwrap_or_else(|e| e.raise())
+}
+
+fn parse_manifest(manifest: &pgrx::JsonB) -> Manifest {
+    let text = manifest.0.to_string();
+    Manifest::parse(&text).unwrap_or_else(|e| ExtError::from(e).raise())
+}
+
+extension_sql_file!(
+    "../sql/load.sql",
+    name = "load_manifest",
+    requires = [load_manifest_resolved]
+);
 
 type ScanRow = (
     name!(app, String),

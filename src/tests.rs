@@ -466,9 +466,14 @@ fn a_monitoring_role_can_scan_but_cannot_change_anything() {
         Spi::get_one::<i64>("SELECT sum(count)::bigint FROM django_migrator.drift_summary").unwrap(),
         Some(1)
     );
+    assert_eq!(
+        Spi::get_one::<i64>("SELECT count(*) FROM django_migrator.lock_holder()").unwrap(),
+        Some(0)
+    );
     // Every writer is refused with insufficient_privilege, and nothing changes.
     for call in [
         "SELECT django_migrator.load_manifest('{}'::jsonb)",
+        "SELECT django_migrator._load_manifest('{}'::jsonb, ARRAY['public'], 'public')",
         "SELECT * FROM django_migrator.repair()",
         "SELECT * FROM django_migrator.record_companions()",
         "SELECT * FROM django_migrator.undo_repair(1)",

@@ -6,7 +6,7 @@ nor Django itself (the exporter may import it while the project starts).
 
 from importlib import import_module
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _EXPORTS = {
     "Migrator": "api",

@@ -798,7 +798,7 @@ def test_package_imports_without_django_settings(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           cwd=tmp_path, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "ok 0.1.0"
+    assert proc.stdout.strip() == "ok 0.2.0"
 
 
 def test_public_names():

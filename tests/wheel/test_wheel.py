@@ -137,7 +137,7 @@ def test_wheel_holds_the_package_and_the_binary(wheel):
     metadata = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "Name: django-migrator" in metadata
-    assert "Version: 0.1.0" in metadata
+    assert "Version: 0.2.0" in metadata
     assert "Requires-Python: >=3.10" in metadata
     assert re.search(r"^Requires-Dist: [Dd]jango>=4\.2", metadata, re.M), metadata
 
@@ -148,11 +148,11 @@ def test_binary_is_on_the_venv_path(venv):
     proc = run([binary, "--version"], env=clean_env())
     assert proc.returncode == 0, describe(proc)
     print(proc.stdout.strip())
-    assert proc.stdout.strip() == "django-migrator 0.1.0"
+    assert proc.stdout.strip() == "django-migrator 0.2.0"
     # Also by name, as a shell with the venv activated finds it.
     env = clean_env(PATH=f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
     proc = run(["django-migrator", "--version"], env=env)
-    assert proc.returncode == 0 and proc.stdout.strip() == "django-migrator 0.1.0", describe(proc)
+    assert proc.returncode == 0 and proc.stdout.strip() == "django-migrator 0.2.0", describe(proc)
 
 
 def test_package_imports_from_site_packages(venv, tmp_path):
@@ -164,7 +164,7 @@ def test_package_imports_from_site_packages(venv, tmp_path):
     module_file, binary, version = proc.stdout.split()
     assert Path(module_file).is_relative_to(venv), module_file
     assert Path(binary) == venv / "bin" / "django-migrator"
-    assert version == "0.1.0"
+    assert version == "0.2.0"
 
 
 @pytest.fixture

@@ -13,6 +13,39 @@ pub struct Db {
     client: Client,
     /// What this connection was opened to, for the pooler check.
     endpoint: Endpoint,
+    /// The search_path the server gave this session: Django's, since the connection is made
+    /// from Django's settings. django-migrator's own queries run with `PINNED_SEARCH_PATH`
+    /// instead; only `load_manifest` sees this one, because it records how Django resolves names.
+    app_search_path: String,
+}
+
+/// What django-migrator's own queries run under, so that no schema on the application's
+/// search_path can capture a function, operator or type they use.
+const PINNED_SEARCH_PATH: &str = "pg_catalog, pg_temp";
+
+/// The extension version this CLI speaks to (they are released together).
+pub const EXTENSION_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// How an installed extension's version compares with `EXTENSION_VERSION`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum VersionMatch {
+    Same,
+    Older,
+    Newer,
+}
+
+pub fn compare_extension_version(installed: &str) -> VersionMatch {
+    fn parts(version: &str) -> Vec<u64> {
+        version
+            .split(['.', '-'])
+            .map(|p| p.parse().unwrap_or(0))
+            .collect()
+    }
+    match parts(installed).cmp(&parts(EXTENSION_VERSION)) {
+        std::cmp::Ordering::Equal if installed == EXTENSION_VERSION => VersionMatch::Same,
+        std::cmp::Ordering::Greater => VersionMatch::Newer,
+        _ => VersionMatch::Older,
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -229,15 +262,26 @@ impl Db {
         std::thread::spawn(move || {
             let result = config.connect(NoTls).and_then(|mut client| {
                 client.simple_query("SELECT 1")?;
-                Ok(client)
+                let app_search_path: String = client
+                    .query_one("SELECT pg_catalog.current_setting('search_path')", &[])?
+                    .get(0);
+                client.execute(
+                    "SELECT pg_catalog.set_config('search_path', $1, false)",
+                    &[&PINNED_SEARCH_PATH],
+                )?;
+                Ok((client, app_search_path))
             });
             let _ = sender.send(result);
         });
         match receiver.recv_timeout(timeout) {
-            Ok(result) => Ok(Db {
-                client: result?,
-                endpoint,
-            }),
+            Ok(result) => {
+                let (client, app_search_path) = result?;
+                Ok(Db {
+                    client,
+                    endpoint,
+                    app_search_path,
+                })
+            }
             Err(_) => bail!(
                 "no answer within {} s (--connect-timeout)",
                 timeout.as_secs_f64()
@@ -248,6 +292,16 @@ impl Db {
     pub fn extension_version(&mut self) -> anyhow::Result<Option<String>> {
         let row = self.client.query_opt(
             "SELECT extversion::text FROM pg_catalog.pg_extension WHERE extname = 'django_migrator'",
+            &[],
+        )?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// The newest version of the extension the server's files offer, if any.
+    pub fn available_version(&mut self) -> anyhow::Result<Option<String>> {
+        let row = self.client.query_opt(
+            "SELECT default_version::text FROM pg_catalog.pg_available_extensions
+              WHERE name = 'django_migrator'",
             &[],
         )?;
         Ok(row.map(|r| r.get(0)))
@@ -430,10 +484,18 @@ impl Db {
         result
     }
 
+    /// Loads `manifest` under the application's search_path (see `app_search_path`), then
+    /// pins it again. In an aborted transaction the restore fails too; the rollback that
+    /// follows restores the pinned value.
     pub fn load_manifest(&mut self, manifest: &serde_json::Value) -> anyhow::Result<String> {
-        let row = self
+        const SET: &str = "SELECT pg_catalog.set_config('search_path', $1, false)";
+        self.client.execute(SET, &[&self.app_search_path])?;
+        let loaded = self
             .client
-            .query_one("SELECT django_migrator.load_manifest($1)", &[manifest])?;
+            .query_one("SELECT django_migrator.load_manifest($1)", &[manifest]);
+        let restored = self.client.execute(SET, &[&PINNED_SEARCH_PATH]);
+        let row = loaded?;
+        restored?;
         Ok(row.get(0))
     }
 
@@ -574,4 +636,23 @@ fn os_user() -> String {
             })
         })
         .unwrap_or_else(|| format!("uid {uid}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extension_versions_compare_numerically() {
+        assert_eq!(
+            compare_extension_version(EXTENSION_VERSION),
+            VersionMatch::Same
+        );
+        assert_eq!(compare_extension_version("0.1.0"), VersionMatch::Older);
+        assert_eq!(compare_extension_version("0.0.1"), VersionMatch::Older);
+        assert_eq!(compare_extension_version("0.10.0"), VersionMatch::Newer);
+        assert_eq!(compare_extension_version("99.0.0"), VersionMatch::Newer);
+        // Not a version this CLI knows how to read: never taken for a match.
+        assert_eq!(compare_extension_version("unknown"), VersionMatch::Older);
+    }
 }

@@ -9,7 +9,10 @@ use indicatif::ProgressBar;
 
 use crate::args::{Format, Global, MigrateFlags};
 use crate::config::Config;
-use crate::db::{self, Db, DriftRow, Identity, Writer};
+use crate::db::{
+    self, compare_extension_version, Db, DriftRow, Identity, VersionMatch, Writer,
+    EXTENSION_VERSION,
+};
 use crate::export::{AliasExport, Export};
 use crate::project::{tail, Project, Session};
 use crate::report::{AliasReport, MakeMigrations, Report, Status, StatusAlias, StatusReport};
@@ -263,7 +266,13 @@ fn connect_and_guard(
         }
     };
     match db.extension_version() {
-        Ok(Some(_)) => {}
+        Ok(Some(version)) => {
+            if let Some(problem) = version_problem(&alias.alias, &version) {
+                report.guard("connection_live", true, "answered SELECT 1");
+                report.errors.push(problem);
+                return None;
+            }
+        }
         Ok(None) => {
             report.guard("connection_live", true, "answered SELECT 1");
             report.errors.push(format!(
@@ -726,6 +735,19 @@ pub fn install(project: &Project, global: &Global, only: &[String]) -> anyhow::R
     ))
 }
 
+/// Why an installed extension of `version` cannot serve this CLI, if it cannot.
+fn version_problem(alias: &str, version: &str) -> Option<String> {
+    match compare_extension_version(version) {
+        VersionMatch::Same => None,
+        VersionMatch::Older => Some(format!(
+            "the django_migrator extension in the database of alias {alias:?} is version {version}, this django-migrator needs {EXTENSION_VERSION}: run `django-migrator install --database {alias}` (ALTER EXTENSION django_migrator UPDATE)"
+        )),
+        VersionMatch::Newer => Some(format!(
+            "the django_migrator extension in the database of alias {alias:?} is version {version}, newer than this django-migrator ({EXTENSION_VERSION}): install django-migrator {version}"
+        )),
+    }
+}
+
 fn install_alias(
     global: &Global,
     alias: &AliasExport,
@@ -757,6 +779,16 @@ fn install_alias(
                 Some(old) => format!("updated django_migrator {old} → {after}"),
             };
             report.warnings.push(what);
+            if let Some(problem) = version_problem(&alias.alias, &after) {
+                let offered = db.available_version().ok().flatten().unwrap_or_default();
+                report.errors.push(if offered == after {
+                    format!(
+                        "{problem}; the server's extension files offer only {offered}: install version {EXTENSION_VERSION} of the extension on the server (`cargo pgrx install`, see the README)"
+                    )
+                } else {
+                    problem
+                });
+            }
         }
         Err(error) => {
             report.errors.push(format!(
