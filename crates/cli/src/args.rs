@@ -51,6 +51,15 @@ pub struct Global {
     /// Seconds to wait for a database to answer.
     #[arg(long, global = true, default_value_t = 10, value_name = "SECONDS")]
     pub connect_timeout: u64,
+    /// Seconds Django may take to start, to run makemigrations, or to export the migration
+    /// graph (not migrate) [default: 300].
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        env = "DJANGO_MIGRATOR_DJANGO_TIMEOUT"
+    )]
+    pub django_timeout: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

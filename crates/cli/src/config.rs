@@ -6,6 +6,7 @@
 //! | manage.py | `--manage` | `DJANGO_MIGRATOR_MANAGE` | `manage` |
 //! | interpreter | `--python` | `DJANGO_MIGRATOR_PYTHON` | `python` |
 //! | lock timeout | `--lock-timeout` | `DJANGO_MIGRATOR_LOCK_TIMEOUT` | `lock_timeout` |
+//! | Django timeout | `--django-timeout` | `DJANGO_MIGRATOR_DJANGO_TIMEOUT` | `django_timeout` |
 //! | aliases to skip | — | `DJANGO_MIGRATOR_SKIP_ALIASES` (comma-separated) | `skip_aliases` |
 //!
 //! clap reads the flags and their environment variables; this module adds the pyproject layer
@@ -19,6 +20,8 @@ use serde::Deserialize;
 use crate::args::Global;
 
 pub const DEFAULT_LOCK_TIMEOUT: f64 = 60.0;
+/// Django's start-up, makemigrations and the export; `migrate` itself is never timed out.
+pub const DEFAULT_DJANGO_TIMEOUT: f64 = 300.0;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
@@ -26,6 +29,7 @@ struct PyprojectTable {
     manage: Option<PathBuf>,
     python: Option<PathBuf>,
     lock_timeout: Option<f64>,
+    django_timeout: Option<f64>,
     skip_aliases: Option<Vec<String>>,
 }
 
@@ -34,6 +38,7 @@ pub struct Config {
     pub manage: PathBuf,
     pub python: Option<PathBuf>,
     pub lock_timeout: f64,
+    pub django_timeout: std::time::Duration,
     pub skip_aliases: Vec<String>,
     /// The pyproject.toml that contributed settings, if any.
     pub pyproject: Option<PathBuf>,
@@ -62,6 +67,13 @@ impl Config {
         if !(lock_timeout >= 0.0 && lock_timeout.is_finite()) {
             bail!("the lock timeout must be a number of seconds, 0 or more (got {lock_timeout})");
         }
+        let django_timeout = global
+            .django_timeout
+            .or(table.django_timeout)
+            .unwrap_or(DEFAULT_DJANGO_TIMEOUT);
+        if !(django_timeout > 0.0 && django_timeout.is_finite()) {
+            bail!("the Django timeout must be a number of seconds above 0 (got {django_timeout})");
+        }
         let skip_aliases = match std::env::var("DJANGO_MIGRATOR_SKIP_ALIASES") {
             Ok(list) => list
                 .split(',')
@@ -79,6 +91,7 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from("manage.py")),
             python: global.python.clone().or_else(|| from_file(table.python)),
             lock_timeout,
+            django_timeout: std::time::Duration::from_secs_f64(django_timeout),
             skip_aliases,
             pyproject,
         })
@@ -119,12 +132,13 @@ mod tests {
         let path = dir.path().join("pyproject.toml");
         std::fs::write(
             &path,
-            "[project]\nname = 'x'\n[tool.django-migrator]\nmanage = 'src/manage.py'\nlock_timeout = 5\nskip_aliases = ['legacy']\n",
+            "[project]\nname = 'x'\n[tool.django-migrator]\nmanage = 'src/manage.py'\nlock_timeout = 5\ndjango_timeout = 30\nskip_aliases = ['legacy']\n",
         )
         .unwrap();
         let table = read_table(&path).unwrap().unwrap();
         assert_eq!(table.manage, Some(PathBuf::from("src/manage.py")));
         assert_eq!(table.lock_timeout, Some(5.0));
+        assert_eq!(table.django_timeout, Some(30.0));
         assert_eq!(table.skip_aliases, Some(vec!["legacy".to_owned()]));
 
         std::fs::write(&path, "[tool.django-migrator]\nlock_timout = 5\n").unwrap();

@@ -25,6 +25,8 @@ pub struct Project {
     pub manage: PathBuf,
     pub dir: PathBuf,
     pub python: PathBuf,
+    /// How long Django may take to start, to run makemigrations or to export.
+    pub django_timeout: Duration,
 }
 
 /// What a finished Django command printed.
@@ -68,6 +70,7 @@ impl Project {
             manage,
             dir,
             python,
+            django_timeout: config.django_timeout,
         })
     }
 
@@ -94,6 +97,7 @@ impl Project {
 /// project prints can interfere.
 pub struct Session {
     child: Child,
+    timeout: Duration,
     reader: BufReader<UnixStream>,
     writer: UnixStream,
     stderr: Arc<Mutex<String>>,
@@ -139,10 +143,24 @@ impl Project {
                 sink.lock().map(|mut s| s.push_str(&text)).ok();
             });
         }
+        let deadline = Instant::now() + self.django_timeout;
         let stream = loop {
             match listener.accept() {
                 Ok((stream, _)) => break stream,
                 Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    if Instant::now() >= deadline {
+                        stop(&mut child);
+                        let printed = stderr.lock().map(|s| tail(&s, 30)).unwrap_or_default();
+                        bail!(
+                            "Django did not answer within {} s while starting (--django-timeout); the process was stopped{}",
+                            self.django_timeout.as_secs_f64(),
+                            if printed.is_empty() {
+                                String::new()
+                            } else {
+                                format!(". It printed:\n{printed}")
+                            }
+                        );
+                    }
                     if let Some(status) = child.try_wait()? {
                         // Give the stderr reader a moment to collect the traceback.
                         std::thread::sleep(Duration::from_millis(50));
@@ -161,6 +179,7 @@ impl Project {
         stream.set_nonblocking(false)?;
         Ok(Session {
             child,
+            timeout: self.django_timeout,
             reader: BufReader::new(stream.try_clone()?),
             writer: stream,
             stderr,
@@ -170,11 +189,34 @@ impl Project {
 }
 
 impl Session {
-    fn request(&mut self, request: serde_json::Value) -> anyhow::Result<Output> {
+    /// Sends one request and waits for its reply, at most `timeout` (`None`: as long as it
+    /// takes). On timeout the Django process is stopped.
+    fn request(
+        &mut self,
+        request: serde_json::Value,
+        step: &str,
+        timeout: Option<Duration>,
+    ) -> anyhow::Result<Output> {
         writeln!(self.writer, "{request}")?;
         self.writer.flush()?;
+        self.reader.get_ref().set_read_timeout(timeout)?;
         let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
+        let read = match self.reader.read_line(&mut line) {
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                stop(&mut self.child);
+                bail!(
+                    "Django did not answer within {} s while {step} (--django-timeout); the process was stopped",
+                    timeout.unwrap_or_default().as_secs_f64()
+                );
+            }
+            read => read?,
+        };
+        if read == 0 {
             let _ = self.child.wait();
             std::thread::sleep(Duration::from_millis(50));
             let text = self.stderr.lock().map(|s| s.clone()).unwrap_or_default();
@@ -194,16 +236,31 @@ impl Session {
     }
 
     pub fn makemigrations(&mut self, args: &[&str]) -> anyhow::Result<Output> {
-        self.request(serde_json::json!({"cmd": "makemigrations", "args": args}))
+        let timeout = Some(self.timeout);
+        self.request(
+            serde_json::json!({"cmd": "makemigrations", "args": args}),
+            "running makemigrations",
+            timeout,
+        )
     }
 
     pub fn migrate(&mut self, args: &[&str]) -> anyhow::Result<Output> {
-        self.request(serde_json::json!({"cmd": "migrate", "args": args}))
+        // Migrations may rightly run for hours; only the database lock bounds them.
+        self.request(
+            serde_json::json!({"cmd": "migrate", "args": args}),
+            "migrating",
+            None,
+        )
     }
 
     pub fn export(&mut self) -> anyhow::Result<Export> {
         let path = self.dir.path().join("export.json");
-        let output = self.request(serde_json::json!({"cmd": "export", "path": path}))?;
+        let timeout = Some(self.timeout);
+        let output = self.request(
+            serde_json::json!({"cmd": "export", "path": path}),
+            "reading the migration graph",
+            timeout,
+        )?;
         if !output.success {
             bail!(
                 "Django could not read the migration graph:\n{}",
@@ -228,6 +285,12 @@ impl Drop for Session {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Kills the Django process and reaps it.
+fn stop(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 fn describe_status(status: std::process::ExitStatus) -> String {
