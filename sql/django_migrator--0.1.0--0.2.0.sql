@@ -10,7 +10,7 @@
 -- Tables, the journal and the stored manifest are untouched.
 
 CREATE FUNCTION django_migrator."_load_manifest"(
-	"manifest" jsonb,
+	"manifest" TEXT,
 	"search_path" TEXT[],
 	"migrations_schema" TEXT
 ) RETURNS TEXT
@@ -23,7 +23,7 @@ CREATE OR REPLACE FUNCTION django_migrator.load_manifest(manifest jsonb) RETURNS
     LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
 BEGIN ATOMIC
     SELECT django_migrator._load_manifest(
-        manifest,
+        manifest::pg_catalog.text,
         pg_catalog.current_schemas(false)::pg_catalog.text[],
         COALESCE(
             (SELECT n.nspname::pg_catalog.text
@@ -33,10 +33,10 @@ BEGIN ATOMIC
             pg_catalog.current_schema()::pg_catalog.text));
 END;
 
-REVOKE ALL ON FUNCTION django_migrator._load_manifest(jsonb, text[], text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION django_migrator._load_manifest(text, text[], text) FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION django_migrator.load_manifest(jsonb),
-                          django_migrator._load_manifest(jsonb, text[], text),
+                          django_migrator._load_manifest(text, text[], text),
                           django_migrator.repair(boolean),
                           django_migrator.record_companions(boolean),
                           django_migrator.undo_repair(bigint),

@@ -1,7 +1,7 @@
 -- Privileges, after every object exists. Reading is open to any role that can read
 -- django_migrations; changing expectations or history is not.
 REVOKE ALL ON FUNCTION django_migrator.load_manifest(jsonb) FROM PUBLIC;
-REVOKE ALL ON FUNCTION django_migrator._load_manifest(jsonb, text[], text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION django_migrator._load_manifest(text, text[], text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION django_migrator.repair(boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION django_migrator.record_companions(boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION django_migrator.undo_repair(bigint) FROM PUBLIC;
@@ -16,7 +16,7 @@ GRANT SELECT ON django_migrator.lock_labels TO PUBLIC;
 -- already so; when a database owner installs (the extension is trusted), the objects belong to
 -- the bootstrap superuser and these grants are what lets the owner deploy.
 GRANT EXECUTE ON FUNCTION django_migrator.load_manifest(jsonb),
-                          django_migrator._load_manifest(jsonb, text[], text),
+                          django_migrator._load_manifest(text, text[], text),
                           django_migrator.repair(boolean),
                           django_migrator.record_companions(boolean),
                           django_migrator.undo_repair(bigint),

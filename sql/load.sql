@@ -10,7 +10,7 @@ CREATE FUNCTION django_migrator.load_manifest(manifest jsonb) RETURNS text
     LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
 BEGIN ATOMIC
     SELECT django_migrator._load_manifest(
-        manifest,
+        manifest::pg_catalog.text,
         pg_catalog.current_schemas(false)::pg_catalog.text[],
         COALESCE(
             (SELECT n.nspname::pg_catalog.text

@@ -30,6 +30,17 @@ pub enum ExtError {
     Spi(#[from] pgrx::spi::SpiError),
 }
 
+/// At most this many characters of a message: a parser error quotes the offending value, which
+/// may be megabytes long.
+const MAX_MESSAGE_CHARS: usize = 1000;
+
+fn shortened(message: String) -> String {
+    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}… (message shortened)", &message[..cut]),
+        None => message,
+    }
+}
+
 impl ExtError {
     fn code(&self) -> PgSqlErrorCode {
         match self {
@@ -63,7 +74,8 @@ impl ExtError {
 
     /// Raises this error as a PostgreSQL ERROR; never returns.
     pub fn raise(self) -> ! {
-        let mut report = ErrorReport::new(self.code(), self.to_string(), "django_migrator");
+        let mut report =
+            ErrorReport::new(self.code(), shortened(self.to_string()), "django_migrator");
         if let Some(hint) = self.hint() {
             report = report.set_hint(hint);
         }

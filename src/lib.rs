@@ -34,7 +34,7 @@ fn lock_key() -> i64 {
 /// EXTENSION django_migrator UPDATE`; the SQL of 0.2.0 does not refer to it.
 #[pg_extern(sql = false)]
 fn load_manifest(manifest: pgrx::JsonB) -> String {
-    let manifest = parse_manifest(&manifest);
+    let manifest = parse_manifest(&manifest.0.to_string());
     let session = facts::session_resolution().unwrap_or_else(|e| e.raise());
     facts::store_manifest(&manifest, session).unwrap_or_else(|e| e.raise())
 }
@@ -42,24 +42,27 @@ fn load_manifest(manifest: pgrx::JsonB) -> String {
 /// The work of `load_manifest(jsonb)` (a SQL function, see sql/load.sql): replaces this
 /// database's expectations with `manifest`, atomically, and returns its digest.
 ///
+/// The manifest arrives as the text of the jsonb value, so that every JSON document PostgreSQL
+/// accepts (any depth, any number) is judged by the manifest parser, which rejects what it
+/// cannot read with a clear error rather than failing in a datum conversion.
+///
 /// Pinned to `pg_catalog`: the caller's name resolution arrives as arguments instead —
 /// `search_path` is the caller's `current_schemas(false)` (what Django's unqualified names
 /// resolve against) and `migrations_schema` the schema where `django_migrations` is or will be.
 #[pg_extern(volatile, parallel_unsafe, name = "_load_manifest")]
 #[search_path(pg_catalog, pg_temp)]
 fn load_manifest_resolved(
-    manifest: pgrx::JsonB,
+    manifest: &str,
     search_path: Vec<String>,
     migrations_schema: Option<String>,
 ) -> String {
-    let manifest = parse_manifest(&manifest);
+    let manifest = parse_manifest(manifest);
     let migrations_schema = migrations_schema.unwrap_or_else(|| ExtError::NoSchema.raise());
     facts::store_manifest(&manifest, (search_path, migrations_schema)).unwrap_or_else(|e| e.raise())
 }
 
-fn parse_manifest(manifest: &pgrx::JsonB) -> Manifest {
-    let text = manifest.0.to_string();
-    Manifest::parse(&text).unwrap_or_else(|e| ExtError::from(e).raise())
+fn parse_manifest(text: &str) -> Manifest {
+    Manifest::parse(text).unwrap_or_else(|e| ExtError::from(e).raise())
 }
 
 extension_sql_file!(

@@ -473,7 +473,7 @@ fn a_monitoring_role_can_scan_but_cannot_change_anything() {
     // Every writer is refused with insufficient_privilege, and nothing changes.
     for call in [
         "SELECT django_migrator.load_manifest('{}'::jsonb)",
-        "SELECT django_migrator._load_manifest('{}'::jsonb, ARRAY['public'], 'public')",
+        "SELECT django_migrator._load_manifest('{}', ARRAY['public'], 'public')",
         "SELECT * FROM django_migrator.repair()",
         "SELECT * FROM django_migrator.record_companions()",
         "SELECT * FROM django_migrator.undo_repair(1)",

@@ -186,7 +186,7 @@ def test_a_database_owner_installs_the_extension_and_deploys_without_superuser(s
 
 GRANTS = """
 GRANT EXECUTE ON FUNCTION django_migrator.load_manifest(jsonb),
-                          django_migrator._load_manifest(jsonb, text[], text),
+                          django_migrator._load_manifest(text, text[], text),
                           django_migrator.repair(boolean),
                           django_migrator.record_companions(boolean),
                           django_migrator.undo_repair(bigint),
@@ -226,7 +226,7 @@ def test_the_documented_grants_let_an_application_role_deploy(roles, shop):
 
 WRITERS = [
     "SELECT django_migrator.load_manifest('{}'::jsonb)",
-    "SELECT django_migrator._load_manifest('{}'::jsonb, ARRAY['public'], 'public')",
+    "SELECT django_migrator._load_manifest('{}', ARRAY['public'], 'public')",
     "SELECT * FROM django_migrator.repair()",
     "SELECT * FROM django_migrator.repair(true)",
     "SELECT * FROM django_migrator.record_companions()",
