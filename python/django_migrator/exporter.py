@@ -29,6 +29,110 @@ LIBPQ_KEYWORDS = frozenset(
 )
 
 
+# When the CLI starts Django through this file (see launch()), what the process reads is
+# recorded in this module, so that the CLI can later tell without starting Python whether
+# anything Django read has changed.
+INPUTS_MODULE = "django_migrator_inputs"
+
+
+def track_inputs(private_dir):
+    """From here on, record every file opened for reading, every directory listed and every
+    environment variable looked up. For the CLI's own Django process only: an audit hook
+    cannot be removed."""
+    import importlib.util
+    import types
+
+    inputs = types.ModuleType(INPUTS_MODULE)
+    inputs.files, inputs.dirs, inputs.env, inputs.whole_env = {}, {}, set(), False
+    private = os.path.abspath(private_dir) + os.sep
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+    def stat(path):
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            return None
+        return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+
+    def source_of(path):
+        # Imports read the bytecode cache and only stat the source: the source is the input.
+        if path.endswith(".pyc"):
+            with contextlib.suppress(ValueError, NotImplementedError):
+                source = importlib.util.source_from_cache(path)
+                if os.path.exists(source):
+                    return source
+        return path
+
+    def hook(event, args):
+        try:
+            if event == "open":
+                path, mode, flags = args
+                if not isinstance(path, (str, bytes)):
+                    return
+                if mode is not None and any(c in mode for c in "wax+"):
+                    return
+                if mode is None and flags & write_flags:
+                    return
+                path = source_of(os.path.abspath(os.fsdecode(path)))
+                if not path.startswith(private):
+                    inputs.files[path] = stat(path)
+            elif event in ("os.listdir", "os.scandir"):
+                path = args[0]
+                if isinstance(path, int):
+                    return
+                path = os.path.abspath(os.fsdecode("." if path is None else path))
+                if not path.startswith(private):
+                    inputs.dirs[path] = stat(path)
+        except Exception:  # an audit hook must never break what it observes
+            pass
+
+    class TrackedEnviron(type(os.environ)):
+        def __getitem__(self, key):
+            if isinstance(key, str):
+                inputs.env.add(key)
+            return super().__getitem__(key)
+
+        def __contains__(self, key):
+            if isinstance(key, str):
+                inputs.env.add(key)
+            return super().__contains__(key)
+
+        def __iter__(self):
+            inputs.whole_env = True
+            return super().__iter__()
+
+        def __len__(self):
+            inputs.whole_env = True
+            return super().__len__()
+
+    os.environ.__class__ = TrackedEnviron
+    sys.modules[INPUTS_MODULE] = inputs
+    sys.addaudithook(hook)
+
+
+def inputs_snapshot():
+    inputs = sys.modules.get(INPUTS_MODULE)
+    if inputs is None:
+        return None
+    return {
+        "files": dict(inputs.files),
+        "dirs": dict(inputs.dirs),
+        "env": sorted(inputs.env),
+        "whole_env": inputs.whole_env,
+    }
+
+
+def launch():
+    """`python -c <run this file as django_migrator_launch> manage.py shell ...`: track the
+    inputs, then run manage.py exactly as `python manage.py shell ...` would."""
+    import runpy
+
+    track_inputs(os.path.dirname(os.path.abspath(os.environ["DJANGO_MIGRATOR_EXPORTER"])))
+    sys.argv = sys.argv[1:]
+    sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0]))
+    runpy.run_path(sys.argv[0], run_name="__main__")
+
+
 class DatabaseAccessBlocked(RuntimeError):
     pass
 
@@ -414,12 +518,16 @@ def export():
                 }
             result.append(item)
 
-    return {
+    document = {
         "export_version": EXPORT_VERSION,
         "django_version": django_version,
         "python_version": platform.python_version(),
         "aliases": result,
     }
+    inputs = inputs_snapshot()
+    if inputs is not None:
+        document["inputs"] = inputs
+    return document
 
 
 def write_export(path):
@@ -529,3 +637,5 @@ def main():
 
 if __name__ == "__main__":
     main()
+elif __name__ == "django_migrator_launch":
+    launch()

@@ -30,6 +30,20 @@ _MAKEMIGRATIONS_WORDS = {
 _LIST_LIMIT = 10
 
 
+def _age(epoch_seconds: int) -> str:
+    """How long ago, roughly, as the CLI says it: "12 s", "3 min", "5 h", "2 d"."""
+    import time
+
+    secs = max(0, int(time.time()) - int(epoch_seconds))
+    if secs < 120:
+        return f"{secs} s"
+    if secs < 7200:
+        return f"{secs // 60} min"
+    if secs < 172800:
+        return f"{secs // 3600} h"
+    return f"{secs // 86400} d"
+
+
 def status_word(status: str) -> str:
     return _STATUS_WORDS.get(status, status.upper())
 
@@ -61,6 +75,12 @@ class TextReportFormatter:
                 f"django-migrator {report.command} · Django {report.django_version} · "
                 f"{count} database{'' if count == 1 else 's'}"
             )
+            project = report.extra.get("project") or {}
+            if project.get("source") == "cache":
+                lines.append(
+                    f"project: from the cache of a run {_age(project.get('written_at', 0))} ago; "
+                    "nothing Django read has changed since (--no-cache starts Django)"
+                )
             step = report.makemigrations
             if step is not None:
                 words = _MAKEMIGRATIONS_WORDS.get(step.status, "FAILED")

@@ -168,6 +168,10 @@ class Shop:
             SHOP_PGUSER="postgres",
             SHOP_PGPASSWORD="",
             SHOP_DB_PREFIX=self.prefix,
+            # Every run starts Django, so that each report is the same however often a test
+            # runs a command; test_cache.py turns the project cache on.
+            DJANGO_MIGRATOR_CACHE="0",
+            DJANGO_MIGRATOR_CACHE_DIR=str(self.cluster.dir / "project-cache"),
         )
         env.update(overrides)
         return env

@@ -60,6 +60,9 @@ pub struct Global {
         env = "DJANGO_MIGRATOR_DJANGO_TIMEOUT"
     )]
     pub django_timeout: Option<f64>,
+    /// Always start Django to read the project; never use or write the project cache.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -7,6 +7,7 @@
 //! | interpreter | `--python` | `DJANGO_MIGRATOR_PYTHON` | `python` |
 //! | lock timeout | `--lock-timeout` | `DJANGO_MIGRATOR_LOCK_TIMEOUT` | `lock_timeout` |
 //! | Django timeout | `--django-timeout` | `DJANGO_MIGRATOR_DJANGO_TIMEOUT` | `django_timeout` |
+//! | project cache | `--no-cache` | `DJANGO_MIGRATOR_CACHE` (`0` turns it off) | `cache` |
 //! | aliases to skip | — | `DJANGO_MIGRATOR_SKIP_ALIASES` (comma-separated) | `skip_aliases` |
 //!
 //! clap reads the flags and their environment variables; this module adds the pyproject layer
@@ -30,6 +31,7 @@ struct PyprojectTable {
     python: Option<PathBuf>,
     lock_timeout: Option<f64>,
     django_timeout: Option<f64>,
+    cache: Option<bool>,
     skip_aliases: Option<Vec<String>>,
 }
 
@@ -39,6 +41,8 @@ pub struct Config {
     pub python: Option<PathBuf>,
     pub lock_timeout: f64,
     pub django_timeout: std::time::Duration,
+    /// Whether `check` may use the project cache (see the cache module).
+    pub cache: bool,
     pub skip_aliases: Vec<String>,
     /// The pyproject.toml that contributed settings, if any.
     pub pyproject: Option<PathBuf>,
@@ -74,6 +78,14 @@ impl Config {
         if !(django_timeout > 0.0 && django_timeout.is_finite()) {
             bail!("the Django timeout must be a number of seconds above 0 (got {django_timeout})");
         }
+        let cache = match std::env::var("DJANGO_MIGRATOR_CACHE") {
+            Ok(value) => match value.trim().to_ascii_lowercase().as_str() {
+                "0" | "false" | "no" | "off" => false,
+                "1" | "true" | "yes" | "on" | "" => true,
+                other => bail!("DJANGO_MIGRATOR_CACHE must be 0 or 1 (got {other:?})"),
+            },
+            Err(_) => table.cache.unwrap_or(true),
+        } && !global.no_cache;
         let skip_aliases = match std::env::var("DJANGO_MIGRATOR_SKIP_ALIASES") {
             Ok(list) => list
                 .split(',')
@@ -92,6 +104,7 @@ impl Config {
             python: global.python.clone().or_else(|| from_file(table.python)),
             lock_timeout,
             django_timeout: std::time::Duration::from_secs_f64(django_timeout),
+            cache,
             skip_aliases,
             pyproject,
         })

@@ -13,6 +13,23 @@ pub struct Export {
     #[serde(default)]
     pub django_version: String,
     pub aliases: Vec<AliasExport>,
+    /// What the Django process read (only from the CLI's own session; see the cache module).
+    #[serde(default)]
+    pub inputs: Option<Inputs>,
+    /// The document as read, for the cache.
+    #[serde(skip)]
+    pub raw: serde_json::Value,
+}
+
+/// A file's or directory's size, mtime (ns), inode and ctime (ns); `None` when it is missing.
+pub type Stat = [i128; 4];
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Inputs {
+    pub files: BTreeMap<String, Option<Stat>>,
+    pub dirs: BTreeMap<String, Option<Stat>>,
+    pub env: Vec<String>,
+    pub whole_env: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,21 +102,23 @@ impl AliasExport {
 
 impl Export {
     pub fn parse(text: &str) -> anyhow::Result<Export> {
-        #[derive(Deserialize)]
-        struct Probe {
-            export_version: Option<u64>,
-        }
-        let probe: Probe = serde_json::from_str(text)
+        let value: serde_json::Value = serde_json::from_str(text)
             .map_err(|e| anyhow::anyhow!("the exporter's output is not valid JSON: {e}"))?;
-        match probe.export_version {
-            Some(EXPORT_VERSION) => {}
-            Some(other) => anyhow::bail!(
+        Export::from_value(value)
+    }
+
+    pub fn from_value(value: serde_json::Value) -> anyhow::Result<Export> {
+        match value.get("export_version").map(serde_json::Value::as_u64) {
+            Some(Some(EXPORT_VERSION)) => {}
+            Some(Some(other)) => anyhow::bail!(
                 "the exporter wrote export_version {other}, this django-migrator reads version {EXPORT_VERSION}"
             ),
-            None => anyhow::bail!("the exporter's output has no export_version"),
+            _ => anyhow::bail!("the exporter's output has no export_version"),
         }
-        serde_json::from_str(text)
-            .map_err(|e| anyhow::anyhow!("the exporter's output is malformed: {e}"))
+        let mut export = Export::deserialize(&value)
+            .map_err(|e| anyhow::anyhow!("the exporter's output is malformed: {e}"))?;
+        export.raw = value;
+        Ok(export)
     }
 
     pub fn alias(&self, name: &str) -> anyhow::Result<&AliasExport> {

@@ -1,6 +1,7 @@
 //! The library behind the `django-migrator` binary.
 
 pub mod args;
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod export;

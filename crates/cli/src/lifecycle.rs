@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::ProgressBar;
 
 use crate::args::{Format, Global, MigrateFlags};
+use crate::cache;
 use crate::config::Config;
 use crate::db::{
     self, compare_extension_version, Db, DriftRow, Identity, VersionMatch, Writer,
@@ -15,7 +16,9 @@ use crate::db::{
 };
 use crate::export::{AliasExport, Export};
 use crate::project::{tail, Project, Session};
-use crate::report::{AliasReport, MakeMigrations, Report, Status, StatusAlias, StatusReport};
+use crate::report::{
+    AliasReport, MakeMigrations, ProjectSource, Report, Status, StatusAlias, StatusReport,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -113,31 +116,24 @@ fn makemigrations(run: &Run, session: &mut Session, mode: Mode) -> anyhow::Resul
 
 pub fn run_all(run: &Run, mode: Mode) -> anyhow::Result<Report> {
     let started = Instant::now();
-    let mut session = {
-        let _spinner = run.progress.start("starting Django".into());
-        run.project.session(run.global)?
-    };
-    let read_project = |session: &mut Session| {
-        let _spinner = run
-            .progress
-            .start("reading the Django project (settings, routers, migration graph)".into());
-        session.export()
-    };
-    // A bad --database or --app is a usage error before makemigrations may write anything.
-    let early = if run.flags.app.is_some() || !run.flags.database.is_empty() {
-        let export = read_project(&mut session)?;
-        export.ordered(&run.flags.database)?;
-        if let Some(app) = &run.flags.app {
-            check_app_exists(&export, app)?;
-        }
-        Some(export)
+    // A check may skip Django altogether when nothing it read has changed (see cache.rs).
+    let hit = if mode == Mode::Check && run.config.cache {
+        cache::lookup(run.project, run.global, run.flags.skip_makemigrations)
     } else {
         None
     };
-    let makemigrations = makemigrations(run, &mut session, mode)?;
-    let export = match early {
-        Some(export) if makemigrations.status != "created" => export,
-        _ => read_project(&mut session)?,
+    let (mut session, makemigrations, export, cached_at) = match hit {
+        Some(hit) => {
+            hit.export.ordered(&run.flags.database)?;
+            if let Some(app) = &run.flags.app {
+                check_app_exists(&hit.export, app)?;
+            }
+            (None, hit.makemigrations, hit.export, Some(hit.written_at))
+        }
+        None => {
+            let (session, makemigrations, export) = read_with_django(run, mode)?;
+            (Some(session), makemigrations, export, None)
+        }
     };
     let export_ms = ms(started);
     let selected: Vec<String> = export
@@ -180,26 +176,80 @@ pub fn run_all(run: &Run, mode: Mode) -> anyhow::Result<Report> {
                 .warnings
                 .push(format!("skipped: the router does not migrate {app} here"));
         } else {
-            run_alias(run, &mut session, mode, alias, &mut seen, &mut report);
+            run_alias(run, session.as_mut(), mode, alias, &mut seen, &mut report);
             report.settle();
             stopped = run.flags.fail_fast && !report.status.is_clean();
         }
         reports.push(report);
     }
 
+    if cached_at.is_none() && run.config.cache {
+        // What `makemigrations --check` would say now, when this run established it.
+        let verdict = match (mode, makemigrations.status) {
+            (Mode::Check, "no_changes" | "changes_detected") => {
+                Some((makemigrations.status, makemigrations.output.as_str()))
+            }
+            (Mode::Migrate, "no_changes" | "created") => {
+                Some(("no_changes", "No changes detected"))
+            }
+            _ => None,
+        };
+        if let Err(error) = cache::store(run.project, run.global, &export, verdict) {
+            if run.global.verbose {
+                eprintln!("django-migrator: the project cache was not written: {error:#}");
+            }
+        }
+    }
     let command = if mode == Mode::Check {
         "check"
     } else {
         "migrate-all"
     };
-    Ok(Report::new(
+    let mut report = Report::new(
         command,
         export.django_version,
         Some(makemigrations),
         reports,
         export_ms,
         ms(started),
-    ))
+    );
+    report.project = Some(match cached_at {
+        Some(at) => ProjectSource::Cache { written_at: at },
+        None => ProjectSource::Django,
+    });
+    Ok(report)
+}
+
+/// Starts Django, runs the makemigrations step and reads the project (settings, routers, the
+/// migration graph); the session stays open for the aliases' migrate.
+fn read_with_django(run: &Run, mode: Mode) -> anyhow::Result<(Session, MakeMigrations, Export)> {
+    let mut session = {
+        let _spinner = run.progress.start("starting Django".into());
+        run.project.session(run.global)?
+    };
+    let read_project = |session: &mut Session| {
+        let _spinner = run
+            .progress
+            .start("reading the Django project (settings, routers, migration graph)".into());
+        session.export()
+    };
+    // A bad --database or --app is a usage error before makemigrations may write anything.
+    let early = if run.flags.app.is_some() || !run.flags.database.is_empty() {
+        let export = read_project(&mut session)?;
+        export.ordered(&run.flags.database)?;
+        if let Some(app) = &run.flags.app {
+            check_app_exists(&export, app)?;
+        }
+        Some(export)
+    } else {
+        None
+    };
+    let makemigrations = makemigrations(run, &mut session, mode)?;
+    let export = match early {
+        Some(export) if makemigrations.status != "created" => export,
+        _ => read_project(&mut session)?,
+    };
+    Ok((session, makemigrations, export))
 }
 
 /// Records the physical identity of an alias that is not part of this run.
@@ -369,7 +419,7 @@ fn connect_and_guard(
 
 fn run_alias(
     run: &Run,
-    session: &mut Session,
+    session: Option<&mut Session>,
     mode: Mode,
     alias: &AliasExport,
     seen: &mut Vec<(Identity, String)>,
@@ -386,7 +436,10 @@ fn run_alias(
     };
     let result = match mode {
         Mode::Check => check_alias(&mut db, run.flags, manifest, report),
-        Mode::Migrate => migrate_alias(run, session, alias, &mut db, manifest, report),
+        Mode::Migrate => match session {
+            Some(session) => migrate_alias(run, session, alias, &mut db, manifest, report),
+            None => Err(anyhow::anyhow!("no Django process to migrate with")),
+        },
     };
     if let Err(error) = result {
         report.errors.push(format!("{error:#}"));

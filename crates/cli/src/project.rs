@@ -21,6 +21,11 @@ const EXPORTER: &str = include_str!("../../../python/django_migrator/exporter.py
 const BOOTSTRAP: &str =
     "import os, runpy; runpy.run_path(os.environ['DJANGO_MIGRATOR_EXPORTER'], run_name='__main__')";
 
+/// Starts the session's Python: the exporter records what the process reads (files,
+/// directories, environment variables; see the cache module), then runs manage.py as
+/// `python manage.py` would.
+const LAUNCH: &str = "import os, runpy; runpy.run_path(os.environ['DJANGO_MIGRATOR_EXPORTER'], run_name='django_migrator_launch')";
+
 pub struct Project {
     pub manage: PathBuf,
     pub dir: PathBuf,
@@ -122,7 +127,17 @@ impl Project {
         let socket = dir.path().join("session.sock");
         let listener = UnixListener::bind(&socket).context("cannot create the session socket")?;
         listener.set_nonblocking(true)?;
-        let mut command = self.manage_command(global, &["shell", "-v", "0", "-c", BOOTSTRAP]);
+        let mut command = Command::new(&self.python);
+        command
+            .arg("-c")
+            .arg(LAUNCH)
+            .arg(&self.manage)
+            .args(["shell", "-v", "0", "-c", BOOTSTRAP])
+            .current_dir(&self.dir)
+            .stdin(Stdio::null());
+        if let Some(settings) = &global.settings {
+            command.arg("--settings").arg(settings);
+        }
         command
             .env("DJANGO_MIGRATOR_EXPORTER", &exporter)
             .env("DJANGO_MIGRATOR_SOCKET", &socket)

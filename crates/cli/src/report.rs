@@ -21,8 +21,23 @@ pub struct Report {
     /// The makemigrations step; absent for commands that do not run it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub makemigrations: Option<MakeMigrations>,
+    /// Where the project's expectations came from (migrate-all and check).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<ProjectSource>,
     pub aliases: Vec<AliasReport>,
     pub timings_ms: BTreeMap<String, u64>,
+}
+
+/// `django`: read from a Django process started for this run; `cache`: from the project
+/// cache, because nothing Django read for an earlier run has changed since `written_at`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum ProjectSource {
+    Django,
+    Cache {
+        /// Seconds since the epoch.
+        written_at: u64,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -178,6 +193,7 @@ impl Report {
                 && aliases.iter().all(|a| a.status.is_clean()),
             django_version,
             makemigrations,
+            project: None,
             aliases,
             timings_ms: BTreeMap::from([
                 ("export".to_owned(), export_ms),
@@ -192,6 +208,21 @@ impl Report {
         } else {
             1
         }
+    }
+}
+
+/// How long ago `epoch_seconds` was, roughly: "12 s", "3 min", "5 h", "2 d".
+fn age(epoch_seconds: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(epoch_seconds);
+    let secs = now.saturating_sub(epoch_seconds);
+    match secs {
+        0..=119 => format!("{secs} s"),
+        120..=7199 => format!("{} min", secs / 60),
+        7200..=172_799 => format!("{} h", secs / 3600),
+        _ => format!("{} d", secs / 86400),
     }
 }
 
@@ -310,6 +341,13 @@ pub fn render_text(
             report.aliases.len(),
             if report.aliases.len() == 1 { "" } else { "s" }
         )?;
+        if let Some(ProjectSource::Cache { written_at }) = report.project {
+            writeln!(
+                out,
+                "project: from the cache of a run {} ago; nothing Django read has changed since (--no-cache starts Django)",
+                age(written_at)
+            )?;
+        }
         if let Some(step) = &report.makemigrations {
             let words = match step.status {
                 "skipped" => "skipped",
