@@ -320,3 +320,51 @@ def test_never_connects_even_when_a_server_socket_exists(tmp_path):
         for name in os.listdir(sock_dir):
             os.unlink(os.path.join(sock_dir, name))
         os.rmdir(sock_dir)
+
+
+LAUNCH = (
+    "import os, runpy; runpy.run_path(os.environ['DJANGO_MIGRATOR_EXPORTER'], "
+    "run_name='django_migrator_launch')"
+)
+
+
+def test_launched_through_the_exporter_it_records_what_django_read(tmp_path):
+    """As the CLI's session starts it: the export then lists the inputs the project cache
+    compares (files read, directories listed, environment variables looked up)."""
+    private = tmp_path / "private"
+    private.mkdir()
+    exporter = private / "exporter.py"
+    exporter.write_text(EXPORTER.read_text())
+    out = private / "export.json"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SHOP_", "DJANGO_")) and k != "PYTHONPATH"}
+    env.update(DJANGO_MIGRATOR_EXPORTER=str(exporter), DJANGO_MIGRATOR_EXPORT_PATH=str(out),
+               SHOP_PGHOST=str(tmp_path / "no-such-socket-dir"))
+    proc = subprocess.run(
+        [sys.executable, "-c", LAUNCH, str(SHOP / "manage.py"), "shell", "-v", "0",
+         "-c", BOOTSTRAP],
+        cwd=SHOP, env=env, capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr
+    inputs = json.loads(out.read_text())["inputs"]
+
+    files = inputs["files"]
+    for source in (SHOP / "manage.py", SHOP / "shop" / "settings.py",
+                   SHOP / "catalog" / "models.py",
+                   SHOP / "catalog" / "migrations" / "0002_product_sku.py"):
+        st = source.stat()
+        assert files[str(source)] == [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+    # Sources, never bytecode; nothing from the CLI's private directory.
+    assert not [path for path in files if path.endswith(".pyc") and
+                Path(path.replace("__pycache__/", "").rsplit(".", 2)[0] + ".py").exists()]
+    assert not [path for path in files if path.startswith(str(private))]
+    # Migration files are found by listing their directory: a new file changes its stat.
+    assert str(SHOP / "catalog" / "migrations") in inputs["dirs"]
+    for name in ("DJANGO_SETTINGS_MODULE", "SHOP_DB_PREFIX", "SHOP_PGHOST", "SHOP_PGPASSWORD"):
+        assert name in inputs["env"], name
+    assert inputs["whole_env"] is False
+
+
+def test_without_the_launcher_the_export_has_no_inputs(export_doc):
+    assert "inputs" not in export_doc

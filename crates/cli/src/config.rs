@@ -145,13 +145,14 @@ mod tests {
         let path = dir.path().join("pyproject.toml");
         std::fs::write(
             &path,
-            "[project]\nname = 'x'\n[tool.django-migrator]\nmanage = 'src/manage.py'\nlock_timeout = 5\ndjango_timeout = 30\nskip_aliases = ['legacy']\n",
+            "[project]\nname = 'x'\n[tool.django-migrator]\nmanage = 'src/manage.py'\nlock_timeout = 5\ndjango_timeout = 30\ncache = false\nskip_aliases = ['legacy']\n",
         )
         .unwrap();
         let table = read_table(&path).unwrap().unwrap();
         assert_eq!(table.manage, Some(PathBuf::from("src/manage.py")));
         assert_eq!(table.lock_timeout, Some(5.0));
         assert_eq!(table.django_timeout, Some(30.0));
+        assert_eq!(table.cache, Some(false));
         assert_eq!(table.skip_aliases, Some(vec!["legacy".to_owned()]));
 
         std::fs::write(&path, "[tool.django-migrator]\nlock_timout = 5\n").unwrap();
