@@ -808,3 +808,18 @@ def test_public_names():
         assert getattr(django_migrator, name)
     with pytest.raises(AttributeError):
         django_migrator.nope  # noqa: B018
+
+
+def test_the_formatter_says_when_the_project_came_from_the_cache():
+    import time
+
+    data = copy.deepcopy(CHECK_EVERYTHING)
+    data["project"] = {"source": "cache", "written_at": int(time.time()) - 300}
+    report = MigrationReport.from_dict(data)
+    assert report.to_dict()["project"] == data["project"]
+    lines = TextReportFormatter().render(report).splitlines()
+    assert lines[1] == ("project: from the cache of a run 5 min ago; nothing Django read has "
+                        "changed since (--no-cache starts Django)")
+    data["project"] = {"source": "django"}
+    assert not any(line.startswith("project:") for line in
+                   TextReportFormatter().render(MigrationReport.from_dict(data)).splitlines())
