@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use indicatif::ProgressBar;
 
 use crate::args::{Format, Global, MigrateFlags};
@@ -525,7 +526,13 @@ fn migrate_locked(
             return Ok(());
         }
         let started = Instant::now();
-        report.repairs.extend(db.repair(Writer::Repair, false)?);
+        let written = db.repair(Writer::Repair, false).with_context(|| {
+            format!(
+                "the repair of alias {:?} did not complete; it is one transaction, so django_migrations is either unchanged or fully repaired, and the next scan shows which",
+                alias.alias
+            )
+        })?;
+        report.repairs.extend(written);
         report.drift = db.scan()?;
         report.timings_ms.insert("repair".into(), ms(started));
         drifted = report.drift.iter().filter(|d| d.is_error()).count();
@@ -541,6 +548,7 @@ fn migrate_locked(
             if drifted == 1 { "" } else { "s" },
             alias.alias
         ));
+        report.drift_explanations += 1;
         // What is still to do is part of the report even when nothing was migrated.
         report.pending = db.pending()?;
         return Ok(());
@@ -758,12 +766,15 @@ fn confirm_repair(
 }
 
 /// `app.name` of every "Applying app.name... OK" line of Django's migrate output.
+/// The migrations Django reports as applied: `Applying app.name... OK`. A line without ` OK`
+/// is a migration that failed (or was cut off) and was not applied.
 fn applied_migrations(stdout: &str) -> Vec<String> {
     stdout
         .lines()
         .filter_map(|line| line.trim().strip_prefix("Applying "))
-        .filter_map(|rest| rest.split("...").next())
-        .map(|name| name.trim().to_owned())
+        .filter_map(|rest| rest.split_once("..."))
+        .filter(|(_, outcome)| outcome.trim_start().starts_with("OK"))
+        .map(|(name, _)| name.trim().to_owned())
         .collect()
 }
 pub fn install(project: &Project, global: &Global, only: &[String]) -> anyhow::Result<Report> {
@@ -878,5 +889,9 @@ mod tests {
             ["contenttypes.0001_initial", "auth.0001_initial"]
         );
         assert!(applied_migrations("No migrations to apply.").is_empty());
+        // A migrate that failed inside a migration prints its name without OK.
+        let failed =
+            "Running migrations:\n  Applying a.0001_initial... OK\n  Applying a.0002_slow...";
+        assert_eq!(applied_migrations(failed), ["a.0001_initial"]);
     }
 }

@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -134,7 +135,10 @@ impl Project {
             .arg(&self.manage)
             .args(["shell", "-v", "0", "-c", BOOTSTRAP])
             .current_dir(&self.dir)
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            // A group of its own, so that stopping Django stops whatever it started too. It
+            // still dies with the CLI (the exporter asks the kernel for that).
+            .process_group(0);
         if let Some(settings) = &global.settings {
             command.arg("--settings").arg(settings);
         }
@@ -232,11 +236,12 @@ impl Session {
             read => read?,
         };
         if read == 0 {
-            let _ = self.child.wait();
+            let status = self.child.wait();
             std::thread::sleep(Duration::from_millis(50));
             let text = self.stderr.lock().map(|s| s.clone()).unwrap_or_default();
             bail!(
-                "the project's Python process ended unexpectedly:\n{}",
+                "the project's Python process ended unexpectedly ({}):\n{}",
+                status.map_or_else(|e| e.to_string(), describe_status),
                 tail(&text, 30)
             );
         }
@@ -297,13 +302,19 @@ impl Drop for Session {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
 }
 
-/// Kills the Django process and reaps it.
+/// Kills the Django process and every process it started (its process group), and reaps it.
 fn stop(child: &mut Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SIGKILL to the group whose id is the child's pid (see `process_group(0)`).
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{pid}")])
+            .stderr(Stdio::null())
+            .status();
+    }
     let _ = child.kill();
     let _ = child.wait();
 }

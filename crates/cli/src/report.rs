@@ -131,6 +131,9 @@ pub struct AliasReport {
     pub warnings: Vec<String>,
     pub errors: Vec<String>,
     pub timings_ms: BTreeMap<String, u64>,
+    /// How many of `errors` only explain the drift (the alias was not migrated because of it).
+    #[serde(skip)]
+    pub drift_explanations: usize,
 }
 
 impl AliasReport {
@@ -146,6 +149,7 @@ impl AliasReport {
             warnings: vec![],
             errors: vec![],
             timings_ms: BTreeMap::new(),
+            drift_explanations: 0,
         }
     }
 
@@ -164,7 +168,9 @@ impl AliasReport {
         if self.status == Status::Skipped {
             return;
         }
-        self.status = if self.drift.iter().any(DriftRow::is_error) {
+        self.status = if self.errors.len() > self.drift_explanations {
+            Status::Failed
+        } else if self.drift.iter().any(DriftRow::is_error) {
             Status::Drift
         } else if !self.errors.is_empty() {
             Status::Failed
