@@ -10,13 +10,14 @@ PYTHON := .venv/bin/python
 PGTEST_DIR := /var/tmp/django-migrator-pgtest
 export USER ?= root
 
-.PHONY: help deps build test demo lint unit pgtest pytest e2e accuracy bench wheel-test
+.PHONY: help deps build test demo lint unit pgtest pytest e2e accuracy bench wheel-test fuzz
 
 help:
 	@echo "make demo   install what is missing, build, and run django-migrator on the example project"
 	@echo "make test   install what is missing and run every test layer"
 	@echo "make build  build target/release/django-migrator and install the extension into PostgreSQL 15"
 	@echo "make bench  benchmarks; writes docs/bench.md"
+	@echo "make fuzz   the long fuzz campaign against load_manifest()"
 
 deps:
 	@bash scripts/ensure-deps.sh
@@ -59,6 +60,12 @@ test: lint unit pgtest pytest accuracy e2e
 # Speed and memory against the catalog read and plain Django loops; rewrites docs/bench.md.
 bench: build
 	bash bench/run.sh
+
+# The long fuzz campaign against load_manifest() in a real backend (make e2e runs a short one);
+# the figures are in docs/fuzz.md.
+FUZZ_CASES ?= 50000
+fuzz: build
+	DJANGO_MIGRATOR_FUZZ_CASES=$(FUZZ_CASES) $(PYTHON) -m pytest tests/e2e/test_fuzz_manifest.py -q -s
 
 # Builds the wheel (with the binary) and installs it into a fresh virtualenv; slow (it
 # compiles the CLI again), so not part of `make test`.
