@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -244,7 +244,6 @@ pub fn store(
         .tempfile_in(dir)?;
     file.write_all(&serde_json::to_vec(&entry)?)?;
     file.persist(&path)?;
-    let _ = std::fs::OpenOptions::new().mode(0o600).open(&path);
     Ok(())
 }
 
