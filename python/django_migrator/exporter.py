@@ -172,14 +172,60 @@ def blocked_connections():
                 setattr(target, name, old)
 
 
+def identifiers(name):
+    """The identifiers PostgreSQL reads for a name Django passes through quote_name(): a name
+    already wrapped in double quotes is sent as it is, any other is wrapped; inside, "" is one
+    double quote, and '"a"."b"' is two identifiers (Django's way of naming a schema). None when
+    the result is not a chain of quoted identifiers."""
+    sql = name if len(name) > 1 and name.startswith('"') and name.endswith('"') else f'"{name}"'
+    parts, i = [], 0
+    while True:
+        if i >= len(sql) or sql[i] != '"':
+            return None
+        i += 1
+        text = []
+        while True:
+            end = sql.find('"', i)
+            if end < 0:
+                return None
+            text.append(sql[i:end])
+            if sql.startswith('""', end):
+                text.append('"')
+                i = end + 2
+            else:
+                i = end + 1
+                break
+        parts.append("".join(text))
+        if i == len(sql):
+            return parts
+        if sql[i] != ".":
+            return None
+        i += 1
+
+
+def ident(name):
+    """The column, index or constraint name PostgreSQL stores for `name`."""
+    parts = identifiers(name)
+    return parts[0] if parts and len(parts) == 1 else name
+
+
 def table_ref(db_table):
-    """Split Django's '"schema"."table"' form; a plain name is resolved along search_path."""
-    if db_table.startswith('"') and '"."' in db_table:
-        schema, name = db_table.split('"."', 1)
-        return {"schema": schema.strip('"'), "name": name.strip('"')}
-    if len(db_table) > 1 and db_table.startswith('"') and db_table.endswith('"'):
-        db_table = db_table[1:-1]
-    return {"schema": None, "name": db_table}
+    """A table as PostgreSQL names it: '"schema"."table"' (or 'schema"."table') names a schema;
+    a plain name is resolved along the search_path."""
+    parts = identifiers(db_table)
+    if not parts:
+        return {"schema": None, "name": db_table}
+    if len(parts) == 1:
+        return {"schema": None, "name": parts[0]}
+    return {"schema": parts[-2], "name": parts[-1]}
+
+
+def _physical(value):
+    if isinstance(value, str):
+        return ident(value)
+    if isinstance(value, list):
+        return [_physical(v) for v in value]
+    return value  # a table reference is physical already
 
 
 class _Recorder:
@@ -194,6 +240,9 @@ class _Recorder:
         self.op_name = None
 
     def record(self, kind, **fields):
+        for key in ("column", "columns", "name", "old", "new"):
+            if key in fields:
+                fields[key] = _physical(fields[key])
         self.effects.append({"kind": kind, "op": self.op_name, **fields})
 
     def _db_type(self, field):
@@ -326,7 +375,7 @@ class _Recorder:
             return
 
         def columns(groups):
-            return sorted([model._meta.get_field(name).column for name in g] for g in groups)
+            return sorted([ident(model._meta.get_field(name).column) for name in g] for g in groups)
 
         self.record(
             kind, table=table_ref(model._meta.db_table), old=columns(olds), new=columns(news)

@@ -368,3 +368,27 @@ def test_launched_through_the_exporter_it_records_what_django_read(tmp_path):
 
 def test_without_the_launcher_the_export_has_no_inputs(export_doc):
     assert "inputs" not in export_doc
+
+
+@pytest.mark.parametrize("name, parts", [
+    ("plain", ["plain"]),
+    ("Mixed Case", ["Mixed Case"]),
+    ('say ""cheese""', ['say "cheese"']),
+    ('"Wrapped Column"', ["Wrapped Column"]),
+    ('Anderes Schema"."Tabelle', ["Anderes Schema", "Tabelle"]),
+    ('"s"."t"', ["s", "t"]),
+    ('a"b', None),
+    ('"', None),
+])
+def test_names_are_read_as_postgresql_reads_what_quote_name_sends(name, parts):
+    sys.path.insert(0, str(EXPORTER.parent))
+    try:
+        import exporter
+    finally:
+        sys.path.pop(0)
+    assert exporter.identifiers(name) == parts
+    table = exporter.table_ref(name)
+    if parts is None:
+        assert table == {"schema": None, "name": name}
+    else:
+        assert table == {"schema": parts[-2] if len(parts) > 1 else None, "name": parts[-1]}
