@@ -762,6 +762,8 @@ fn confirm_repair(
     report
         .errors
         .push("repair declined; nothing was written".into());
+    // The alias stays as the scan found it: drifted, not failed.
+    report.drift_explanations += 1;
     Ok(false)
 }
 
