@@ -396,6 +396,89 @@ def recording_editor(connection):
     return recorder(connection)
 
 
+def _related_keys(model_state):
+    """The models a model state points at: its bases, and the targets and through models of
+    its relations, as (app_label, model_name) keys."""
+    from django.db.migrations.utils import resolve_relation
+
+    app_label, name = model_state.app_label, model_state.name_lower
+    keys = set()
+    for base in model_state.bases:
+        if isinstance(base, str):
+            keys.add(resolve_relation(base, app_label, name))
+        elif hasattr(base, "_meta") and not base._meta.abstract:
+            keys.add((base._meta.app_label, base._meta.model_name))
+    for field in model_state.fields.values():
+        remote = getattr(field, "remote_field", None)
+        if remote is None:
+            continue
+        keys.add(resolve_relation(remote.model, app_label, name))
+        through = getattr(remote, "through", None)
+        if through is not None:
+            keys.add(resolve_relation(through, app_label, name))
+    return keys
+
+
+class ScopedState:
+    """A project state whose `apps` renders only what one operation can reach: its model and,
+    transitively, every model that one points at. Everything else is the state's own.
+
+    Operations that look at the models pointing *to* theirs (RenameModel alters their foreign
+    keys), operations without a model, and operations of other packages see the whole state,
+    rendered for them alone."""
+
+    SCOPED = (
+        "CreateModel", "DeleteModel", "AddField", "RemoveField", "AlterField", "RenameField",
+        "AddIndex", "RemoveIndex", "RenameIndex", "AddConstraint", "RemoveConstraint",
+        "AlterUniqueTogether", "AlterIndexTogether", "AlterModelOptions", "AlterModelManagers",
+        "AlterOrderWithRespectTo", "AlterModelTableComment", "AddIndexConcurrently",
+        "RemoveIndexConcurrently", "AddConstraintNotValid", "ValidateConstraint",
+    )
+
+    def __init__(self, state, op, app_label):
+        self._state = state
+        self._op = op
+        self._app_label = app_label
+
+    def __getattr__(self, name):
+        return getattr(self._state, name)
+
+    def _scope(self):
+        from django.db.migrations import operations
+
+        op = self._op
+        module = type(op).__module__
+        known = module.startswith(("django.db.migrations.operations",
+                                   "django.contrib.postgres.operations"))
+        name = getattr(op, "model_name_lower", None) or getattr(op, "name_lower", None)
+        if not known or type(op).__name__ not in self.SCOPED or name is None:
+            return None
+        if isinstance(op, operations.RenameModel):  # never scoped; named for clarity
+            return None
+        models = self._state.models
+        scope, todo = set(), [(self._app_label, name)]
+        while todo:
+            key = todo.pop()
+            if key in scope or key not in models:
+                continue
+            scope.add(key)
+            todo.extend(_related_keys(models[key]))
+        return scope
+
+    @property
+    def apps(self):
+        cached = self.__dict__.get("_apps")
+        if cached is None:
+            from django.db.migrations.state import StateApps
+
+            scope = self._scope()
+            models = self._state.models
+            if scope is not None:
+                models = {key: models[key] for key in scope}
+            cached = self.__dict__["_apps"] = StateApps(self._state.real_apps, dict(models))
+        return cached
+
+
 def database_forwards(op, app_label, editor, from_state, to_state):
     """Apply one operation to a recording editor as Django's executor would, except that
     RunPython and RunSQL (also inside SeparateDatabaseAndState) are recorded, never run."""
@@ -490,24 +573,32 @@ def export():
         migrations = {alias: [] for alias in editors}
 
         detectors = fake_detectors()
+        # Two unrendered copies of the project state, kept in step: each operation is applied
+        # to `state`, shown to the editors as the move from `old_state` to `state`, then
+        # applied to `old_state` too. Django's executor keeps one rendered state and clones it
+        # before every operation, and re-renders every model related to the one that changed:
+        # on a history of thousands of migrations over thousands of models, time grows with the
+        # square of the history. Here each operation renders only the models it can reach.
         state = ProjectState(real_apps=loader.unmigrated_apps)
-        state.apps  # render once, as the executor does; clones of a rendered state stay rendered
+        old_state = ProjectState(real_apps=loader.unmigrated_apps)
         for key in forwards_plan(graph):
             migration = graph.nodes[key]
             for editor in editors.values():
                 editor.effects = []
             for op in migration.operations:
-                old_state = state.clone()
                 op.state_forwards(migration.app_label, state)
+                before = ScopedState(old_state, op, migration.app_label)
+                after = ScopedState(state, op, migration.app_label)
                 for editor in editors.values():
                     mark = len(editor.effects)
                     try:
-                        database_forwards(op, migration.app_label, editor, old_state, state)
+                        database_forwards(op, migration.app_label, editor, before, after)
                     except Exception as exc:
                         # What an operation would have done is unknown once it fails.
                         del editor.effects[mark:]
                         editor.op_name = type(op).__name__
                         editor.record("opaque", reason=f"{type(exc).__name__}: {exc}")
+                op.state_forwards(migration.app_label, old_state)
             entry = {
                 "app": key[0],
                 "name": key[1],
