@@ -308,15 +308,21 @@ impl Drop for Session {
 
 /// Kills the Django process and every process it started (its process group), and reaps it.
 fn stop(child: &mut Child) {
-    if let Ok(pid) = i32::try_from(child.id()) {
-        // SIGKILL to the group whose id is the child's pid (see `process_group(0)`).
-        let _ = Command::new("kill")
-            .args(["-s", "KILL", "--", &format!("-{pid}")])
-            .stderr(Stdio::null())
-            .status();
+    if let Ok(pgid) = libc::pid_t::try_from(child.id()) {
+        kill_group(pgid);
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// SIGKILL to the process group `pgid`: the group the Django process leads (see
+/// `process_group(0)`), which has not been reaped yet, so the id cannot have been reused.
+#[allow(unsafe_code)]
+fn kill_group(pgid: libc::pid_t) {
+    // SAFETY: killpg takes two integers and touches no memory of this process.
+    unsafe {
+        libc::killpg(pgid, libc::SIGKILL);
+    }
 }
 
 fn describe_status(status: std::process::ExitStatus) -> String {
