@@ -7,6 +7,7 @@ runs it with the project's own interpreter. It never opens a database connection
 """
 
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -444,16 +445,12 @@ class ScopedState:
         return getattr(self._state, name)
 
     def _scope(self):
-        from django.db.migrations import operations
-
         op = self._op
         module = type(op).__module__
         known = module.startswith(("django.db.migrations.operations",
                                    "django.contrib.postgres.operations"))
         name = getattr(op, "model_name_lower", None) or getattr(op, "name_lower", None)
         if not known or type(op).__name__ not in self.SCOPED or name is None:
-            return None
-        if isinstance(op, operations.RenameModel):  # never scoped; named for clarity
             return None
         models = self._state.models
         scope, todo = set(), [(self._app_label, name)]
@@ -465,18 +462,15 @@ class ScopedState:
             todo.extend(_related_keys(models[key]))
         return scope
 
-    @property
+    @functools.cached_property
     def apps(self):
-        cached = self.__dict__.get("_apps")
-        if cached is None:
-            from django.db.migrations.state import StateApps
+        from django.db.migrations.state import StateApps
 
-            scope = self._scope()
-            models = self._state.models
-            if scope is not None:
-                models = {key: models[key] for key in scope}
-            cached = self.__dict__["_apps"] = StateApps(self._state.real_apps, dict(models))
-        return cached
+        scope = self._scope()
+        models = self._state.models
+        if scope is not None:
+            models = {key: models[key] for key in scope}
+        return StateApps(self._state.real_apps, dict(models))
 
 
 def database_forwards(op, app_label, editor, from_state, to_state):

@@ -125,10 +125,7 @@ pub fn run_all(run: &Run, mode: Mode) -> anyhow::Result<Report> {
     };
     let (mut session, makemigrations, export, cached_at) = match hit {
         Some(hit) => {
-            hit.export.ordered(&run.flags.database)?;
-            if let Some(app) = &run.flags.app {
-                check_app_exists(&hit.export, app)?;
-            }
+            check_selection(run, &hit.export)?;
             (None, hit.makemigrations, hit.export, Some(hit.written_at))
         }
         None => {
@@ -237,10 +234,7 @@ fn read_with_django(run: &Run, mode: Mode) -> anyhow::Result<(Session, MakeMigra
     // A bad --database or --app is a usage error before makemigrations may write anything.
     let early = if run.flags.app.is_some() || !run.flags.database.is_empty() {
         let export = read_project(&mut session)?;
-        export.ordered(&run.flags.database)?;
-        if let Some(app) = &run.flags.app {
-            check_app_exists(&export, app)?;
-        }
+        check_selection(run, &export)?;
         Some(export)
     } else {
         None
@@ -269,6 +263,15 @@ fn remember_identity(global: &Global, alias: &AliasExport, seen: &mut Vec<(Ident
             seen.push((identity, alias.alias.clone()));
         }
     }
+}
+
+/// A --database or --app that the project does not have is a usage error.
+fn check_selection(run: &Run, export: &Export) -> anyhow::Result<()> {
+    export.ordered(&run.flags.database)?;
+    if let Some(app) = &run.flags.app {
+        check_app_exists(export, app)?;
+    }
+    Ok(())
 }
 
 fn check_app_exists(export: &Export, app: &str) -> anyhow::Result<()> {
@@ -543,12 +546,11 @@ fn migrate_locked(
         } else {
             "see the drift rows; `check --repair` shows what --repair would do"
         };
-        report.errors.push(format!(
+        report.explain_drift(format!(
             "{drifted} migration{} drifted from the schema; not migrating alias {:?} ({hint})",
             if drifted == 1 { "" } else { "s" },
             alias.alias
         ));
-        report.drift_explanations += 1;
         // What is still to do is part of the report even when nothing was migrated.
         report.pending = db.pending()?;
         return Ok(());
@@ -759,15 +761,11 @@ fn confirm_repair(
         return Ok(true);
     }
     report.repairs = plan;
-    report
-        .errors
-        .push("repair declined; nothing was written".into());
     // The alias stays as the scan found it: drifted, not failed.
-    report.drift_explanations += 1;
+    report.explain_drift("repair declined; nothing was written".into());
     Ok(false)
 }
 
-/// `app.name` of every "Applying app.name... OK" line of Django's migrate output.
 /// The migrations Django reports as applied: `Applying app.name... OK`. A line without ` OK`
 /// is a migration that failed (or was cut off) and was not applied.
 fn applied_migrations(stdout: &str) -> Vec<String> {

@@ -80,17 +80,6 @@ impl Project {
         })
     }
 
-    /// `python manage.py <args> [--settings S]`, run in the project directory.
-    pub fn manage_command(&self, global: &Global, args: &[&str]) -> Command {
-        let mut command = Command::new(&self.python);
-        command.arg(&self.manage).args(args).current_dir(&self.dir);
-        if let Some(settings) = &global.settings {
-            command.arg("--settings").arg(settings);
-        }
-        command.stdin(Stdio::null());
-        command
-    }
-
     /// Reads the project's databases and migration graph (one Python start for all aliases).
     pub fn export(&self, global: &Global) -> anyhow::Result<Export> {
         self.session(global)?.export()

@@ -131,9 +131,10 @@ pub struct AliasReport {
     pub warnings: Vec<String>,
     pub errors: Vec<String>,
     pub timings_ms: BTreeMap<String, u64>,
-    /// How many of `errors` only explain the drift (the alias was not migrated because of it).
+    /// How many of `errors` only explain the drift (the alias was not migrated because of it);
+    /// see `explain_drift`.
     #[serde(skip)]
-    pub drift_explanations: usize,
+    drift_explanations: usize,
 }
 
 impl AliasReport {
@@ -160,6 +161,13 @@ impl AliasReport {
         }
         self.guards.push(Guard { name, ok, detail });
         ok
+    }
+
+    /// Records why a drifted alias was not migrated: an error in the report that leaves the
+    /// alias drifted rather than failed.
+    pub fn explain_drift(&mut self, why: String) {
+        self.errors.push(why);
+        self.drift_explanations += 1;
     }
 
     /// The status that follows from what was recorded: failures first, then drift, then
