@@ -281,14 +281,14 @@ class BackgroundRun:
     """A CLI run in its own process group (the CLI and the Django commands it starts), with its
     output in files so that a long run never blocks on a full pipe."""
 
-    def __init__(self, argv, env):
+    def __init__(self, argv, env, cwd=ROOT):
         import tempfile
 
-        self.argv = argv
+        self.argv = [str(arg) for arg in argv]
         self._out = tempfile.TemporaryFile(mode="w+")
         self._err = tempfile.TemporaryFile(mode="w+")
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(self.argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                      stdout=self._out, stderr=self._err, text=True,
                                      start_new_session=True)
         self.pid = self.proc.pid

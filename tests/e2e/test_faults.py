@@ -18,7 +18,6 @@ import re
 import secrets
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from conftest import BIN, MANAGE, PG_BIN, PYTHON, ROOT, TIMEOUT, Run
+from conftest import BIN, MANAGE, PG_BIN, PYTHON, ROOT, BackgroundRun
 
 FAULTS = Path(__file__).resolve().parent / "fixtures" / "faults"
 SCHEMA_PATH = ROOT / "docs" / "report.schema.json"
@@ -138,7 +137,7 @@ def lock_holders(shop, alias):
 
 def wait_for(condition, what, timeout, while_running=None):
     """Polls `condition` until it returns something truthy; fails after `timeout` s, or as soon
-    as `while_running` (a Spawned run) has exited."""
+    as `while_running` (a BackgroundRun) has exited."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -165,63 +164,15 @@ def cli_version():
     return out.split()[-1]
 
 
-class Spawned:
-    """A CLI run in its own process group, from any working directory, with its output in files;
-    whatever of the group is left at the end of the test is killed."""
-
-    def __init__(self, argv, env, cwd=ROOT):
-        self.argv = [str(a) for a in argv]
-        self._out = tempfile.TemporaryFile(mode="w+")
-        self._err = tempfile.TemporaryFile(mode="w+")
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(self.argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=self._out, stderr=self._err, text=True,
-                                     start_new_session=True)
-        self.run = None
-
-    def running(self):
-        return self.proc.poll() is None
-
-    def finish(self, timeout=TIMEOUT):
-        if self.run is None:
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill_group()
-                self._out.seek(0)
-                self._err.seek(0)
-                pytest.fail(f"$ {' '.join(self.argv)}\nstill running after {timeout} s; killed\n"
-                            f"--- stdout\n{self._out.read()}\n--- stderr\n{self._err.read()}")
-            elapsed = time.monotonic() - self.started
-            self._out.seek(0)
-            self._err.seek(0)
-            done = subprocess.CompletedProcess(self.argv, self.proc.returncode,
-                                               self._out.read(), self._err.read())
-            self.run = Run(self.argv, done, elapsed)
-        return self.run
-
-    def kill_group(self):
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=TIMEOUT)
-
-    def close(self):
-        self.kill_group()
-        self._out.close()
-        self._err.close()
-
-
 @pytest.fixture
 def spawn():
-    """spawn(argv, env, cwd=ROOT) starts a command in the background; returns a Spawned."""
+    """spawn(argv, env, cwd=ROOT) starts a command in the background; returns a BackgroundRun."""
     runs = []
 
     def start(argv, env, cwd=ROOT):
         if not BIN.is_file():
             pytest.fail(f"no django-migrator binary at {BIN} (build it or set DJANGO_MIGRATOR_BIN)")
-        run = Spawned(argv, env, cwd)
+        run = BackgroundRun(argv, env, cwd)
         runs.append(run)
         return run
 
